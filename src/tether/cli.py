@@ -1,0 +1,100 @@
+"""The ``tether`` command tree. Thin: parse arguments, load a config, call a stage.
+
+A :class:`~tether.errors.TetherError` raised anywhere below a command is shown
+as one line on stderr (``error: <file>:<line>: <what>``) and exits with code 2.
+Heavy imports (torch, transformers) happen inside the commands, so ``--help``
+is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from tether.errors import TetherError
+
+
+class _Group(TyperGroup):
+    """Turns a :class:`TetherError` into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TetherError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
+def _typer(help: str) -> typer.Typer:
+    return typer.Typer(cls=_Group, help=help, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+app = _typer("Tether: RLHF that shows whether alignment actually worked.")
+
+
+@app.callback()
+def _root() -> None:
+    """Tether: RLHF that shows whether alignment actually worked."""
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print a stage's final figures as JSON on stdout."""
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def run_stage(module: str, config: Path | None, overrides: list[str] | None,
+              extra: list[str] | None = None) -> dict[str, Any]:
+    """Load ``tether.stages.<module>``'s ``Config`` from file + overrides and run it."""
+    from tether.config import load_config
+
+    mod = importlib.import_module(f"tether.stages.{module}")
+    cfg = load_config(mod.Config, config, list(overrides or []) + list(extra or []))
+    return mod.run(cfg)
+
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file of the stage.",
+                         dir_okay=False)
+OverridesArg = typer.Argument(None, help="key=value overrides, e.g. optim.lr=3e-4",
+                              show_default=False)
+ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint.")
+
+
+def _add_stage(name: str, module: str, help: str) -> None:
+    """Register ``tether NAME --config F [key=value ...]`` for a stage module."""
+
+    def command(config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
+                resume: bool = ResumeOpt) -> None:
+        extra = ["run.resume=true"] if resume else []
+        print_summary(run_stage(module, config, overrides, extra))
+
+    command.__doc__ = help
+    app.command(name, help=help)(command)
+
+
+@app.command()
+def version() -> None:
+    """Print Tether's version."""
+    from tether import __version__
+
+    typer.echo(__version__)
+
+
+# Stages: one line each, added as each stage exists.
+STAGES: list[tuple[str, str, str]] = []
+
+for _name, _module, _help in STAGES:
+    _add_stage(_name, _module, _help)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
