@@ -395,9 +395,12 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     """Entropy of the softmax at every position: ``[B, T, V] -> [B, T]``, in float32 or wider.
 
     H = logsumexp(z) - sum_v softmax(z)_v z_v, which never takes log of a
-    tiny probability. Logits of -inf (banned tokens) contribute 0.
+    tiny probability. z is shifted by its max first, so the two terms stay
+    small and do not cancel when logits are large. Logits of -inf (banned
+    tokens) contribute 0.
     """
     z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    z = z - z.max(dim=-1, keepdim=True).values.detach()  # [B, T, V]; H is shift-invariant
     probs = torch.softmax(z, dim=-1)  # [B, T, V]
     z_finite = torch.where(probs > 0, z, torch.zeros((), dtype=z.dtype, device=z.device))
     return torch.logsumexp(z, dim=-1) - (probs * z_finite).sum(-1)  # [B, T]
