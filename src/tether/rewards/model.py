@@ -65,9 +65,14 @@ def encode(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
 
 def reward_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
                    ) -> torch.Tensor:
-    """Scalar rewards [B] of a sequence-classification model with one label."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # [B, 1]
-    return logits[:, 0].float()  # [B]
+    """Scalar rewards [B] (float32) of a sequence-classification model with one label.
+
+    Goes through :func:`tether.models.heads.reward_scores`, which right-aligns
+    the batch, so the head reads the right token whatever the padding side.
+    """
+    from tether.models.heads import reward_scores
+
+    return reward_scores(model, input_ids, attention_mask).float()  # [B]
 
 
 class ModelReward:
