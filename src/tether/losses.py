@@ -299,7 +299,7 @@ def ppo_policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, 
     eps_high = cliprange if cliprange_high is None else cliprange_high
     # Zero the log-ratio and advantage on padding before exp/multiply, so that
     # -inf or NaN there cannot make a NaN gradient.
-    log_ratio = _zero_masked(logprobs - old_logprobs, mask)  # [B, T]
+    log_ratio = _zero_masked(logprobs - old_logprobs.detach(), mask)  # [B, T]
     adv = _zero_masked(advantages.detach(), mask)  # [B, T]
     ratio = torch.exp(log_ratio)  # [B, T]
     unclipped = -adv * ratio  # [B, T]
