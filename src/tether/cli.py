@@ -92,6 +92,44 @@ for _name, _module, _help in STAGES:
     _add_stage(_name, _module, _help)
 
 
+class _RmGroup(_Group):
+    """``tether rm --config F ...`` is ``tether rm train --config F ...``; ``eval`` evaluates."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] != "--help":
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+rm_app = typer.Typer(cls=_RmGroup, no_args_is_help=True, add_completion=False,
+                     pretty_exceptions_enable=False, rich_markup_mode=None,
+                     help="Reward model: train (tether rm --config F [key=value ...]) or evaluate.")
+app.add_typer(rm_app, name="rm")
+
+
+@rm_app.command("train")
+def rm_train(config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
+             resume: bool = ResumeOpt) -> None:
+    """Train a reward model (Bradley-Terry on pairs; rankings, ratings, thumbs as pairs)."""
+    print_summary(run_stage("reward", config, overrides, ["run.resume=true"] if resume else []))
+
+
+@rm_app.command("eval")
+def rm_eval(
+    model: Path = typer.Option(..., "--model", help="Reward model or ensemble directory."),
+    data: Path = typer.Option(..., "--data", help="Pairs, rankings, ratings or thumbs file."),
+    out: Path | None = typer.Option(None, "--out", help="Output dir (default: eval/ beside model)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    max_length: int = typer.Option(512, "--max-length", min=8),
+    bins: int = typer.Option(10, "--bins", min=1, help="Calibration bins."),
+) -> None:
+    """Accuracy (per category), calibration, length/format bias, gold accuracy on world data."""
+    from tether.eval.rm import evaluate_dir
+
+    print_summary(evaluate_dir(model, data, out, batch_size=batch_size, max_length=max_length,
+                               n_bins=bins))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

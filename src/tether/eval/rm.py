@@ -294,3 +294,30 @@ def evaluate_reward_model(source: RewardSource, pairs: Sequence[PreferencePair],
                             title=f"{source.name}")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def evaluate_dir(model: str | os.PathLike[str], data: str | os.PathLike[str],
+                 out: str | os.PathLike[str] | None = None, kind: str = "auto",
+                 batch_size: int = 32, max_length: int = 512, n_bins: int = 10,
+                 device: str = "cpu") -> dict[str, Any]:
+    """``tether rm eval``: score a feedback file with a reward model (or ensemble) directory.
+
+    ``data`` is any feedback file :func:`tether.data.records.load_pairs` reads;
+    ``out`` defaults to ``eval/`` beside the model directory.
+    """
+    from tether.config import build_config
+    from tether.data.records import load_pairs
+    from tether.rewards.config import RewardConfig, load_reward_source
+
+    pairs = load_pairs(data, kind=kind)  # type: ignore[arg-type]
+    cfg = build_config(RewardConfig, {"kind": "model", "path": str(model),
+                                      "batch_size": batch_size, "max_length": max_length},
+                       source="rm eval")
+    source = load_reward_source(cfg, device=device)
+    out_dir = Path(out) if out is not None else Path(model).parent / "eval"
+    summary = evaluate_reward_model(source, pairs, out_dir, n_bins, batch_size)
+    summary["data"], summary["out"] = str(data), str(out_dir)
+    from tether.config import atomic_write_text
+
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
