@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -164,9 +165,12 @@ def load_value_model(path: str | os.PathLike[str], dtype: str | torch.dtype = "f
     ``[B, T]`` values with :func:`tether.models.heads.token_values`.
     """
     src = _check_dir(path, "model")
-    model, info = _load(AutoModelForTokenClassification, src, "value model", num_labels=1,
-                        classifier_dropout=0.0, dtype=to_dtype(dtype),
-                        trust_remote_code=trust_remote_code, output_loading_info=True)
+    config = _load(AutoConfig, src, "value model config", num_labels=1,
+                   trust_remote_code=trust_remote_code)
+    config.classifier_dropout = 0.0  # not every config class declares it: set it, don't pass it
+    model, info = _load(AutoModelForTokenClassification, src, "value model", config=config,
+                        dtype=to_dtype(dtype), trust_remote_code=trust_remote_code,
+                        output_loading_info=True)
     model.config.pad_token_id = _pad_id(src, model.config)
     _log_new_head(str(path), info, "value")
     return model
@@ -198,9 +202,9 @@ def load_policy(model_cfg: ModelConfig, lora_cfg: LoraConfig | None = None, seed
     """
     dtype = to_dtype(model_cfg.dtype)
     if model_cfg.path is not None:
+        model = load_causal_lm(model_cfg.path, dtype, model_cfg.trust_remote_code)
         tokenizer = load_tokenizer(model_cfg.tokenizer or model_cfg.path,
                                    model_cfg.trust_remote_code)
-        model = load_causal_lm(model_cfg.path, dtype, model_cfg.trust_remote_code)
     elif model_cfg.tokenizer is not None:
         tokenizer = load_tokenizer(model_cfg.tokenizer, model_cfg.trust_remote_code)
         model = create_tiny_model(tokenizer, model_cfg.tiny, seed=seed).to(dtype)
