@@ -463,20 +463,20 @@ class Trainer:
             full_sd = get_model_state_dict(
                 slot.module, options=_state_options(full_state_dict=True, cpu_offload=True))
         if dist.is_main():
-            tmp = self.out / f".tmp-{subdir}"
-            if tmp.exists():
-                shutil.rmtree(tmp)
             if full_sd is not None:
+                tmp = self.out / f".tmp-{subdir}"
+                if tmp.exists():
+                    shutil.rmtree(tmp)
                 slot.raw.save_pretrained(tmp, state_dict=full_sd)
                 if tokenizer is not None:
                     tokenizer.save_pretrained(tmp)
+                if final.exists():
+                    shutil.rmtree(final)
+                tmp.rename(final)
             else:
                 from tether.models.load import save_model
 
-                save_model(slot.raw, tokenizer, tmp, merge_lora=merge_lora)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+                save_model(slot.raw, tokenizer, final, merge_lora=merge_lora)  # atomic
         dist.barrier()
         return final
 
