@@ -86,7 +86,10 @@ def version() -> None:
 
 
 # Stages: one line each, added as each stage exists.
-STAGES: list[tuple[str, str, str]] = []
+STAGES: list[tuple[str, str, str]] = [
+    ("pretrain", "pretrain", "Pretrain a causal LM on plain text (tiny model from scratch, or continue one)."),
+    ("sft", "sft", "Supervised fine-tuning on chats or prompt/completion pairs (loss on responses)."),
+]
 
 for _name, _module, _help in STAGES:
     _add_stage(_name, _module, _help)
