@@ -33,7 +33,7 @@ from tether.models.load import (
     minilm_path,
     save_model,
 )
-from tether.models.logprobs import sequence_token_logprobs
+from tether.models.logprobs import response_logprobs, sequence_token_logprobs
 from tether.models.lora import apply_lora, has_lora, reference_model
 from tether.models.tokenizer import CHAT_TEMPLATE, train_tokenizer
 
@@ -52,7 +52,7 @@ def tiny():
 def test_tokenizer_special_tokens_and_bos(tiny):
     _, tok = tiny
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (0, 1, 2)
-    assert tok.chat_template == CHAT_TEMPLATE
+    assert tok.chat_template == CHAT_TEMPLATE and tok.padding_side == "right"
     ids = tok("What is 2 plus 3?")["input_ids"]
     assert ids[0] == tok.bos_token_id and tok.eos_token_id not in ids
     assert tok.decode(ids, skip_special_tokens=True) == "What is 2 plus 3?"
@@ -252,6 +252,17 @@ def test_lora_trainable_params_and_reference(tiny):
             assert torch.equal(ref(input_ids=ids, attention_mask=mask).logits, expected)
         # The adapter is back on after the context.
         assert torch.equal(policy(input_ids=ids, attention_mask=mask).logits, adapted)
+        # Response log-probs (last logits only) and sampling work through peft, adapter on and off.
+        r_ids, r_mask = ids[:, -3:], mask[:, -3:]
+        full = sequence_token_logprobs(policy, ids, mask)
+        torch.testing.assert_close(
+            response_logprobs(policy, ids[:, :-3], mask[:, :-3], r_ids, r_mask), full[:, -3:],
+            atol=1e-5, rtol=0)
+        base_greedy = sample(base_copy, tok, TEXTS, max_new_tokens=4, do_sample=False)
+        with reference_model(policy) as ref:
+            ref_greedy = sample(ref, tok, TEXTS, max_new_tokens=4, do_sample=False)
+        assert torch.equal(ref_greedy.response_ids, base_greedy.response_ids)
+        assert sample(policy, tok, TEXTS, max_new_tokens=4, generator_seed=0).response_ids.shape[0] == 2
     with pytest.raises(ValueError, match="no LoRA adapter"), reference_model(base_copy):
         pass
     with pytest.raises(ValueError, match="already has a LoRA adapter"):

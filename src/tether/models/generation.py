@@ -21,6 +21,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from tether.errors import TetherError
+from tether.models.lora import unwrap
 
 Prompt = str | list[dict[str, Any]]
 
@@ -147,6 +148,7 @@ def sample(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: 
             raise TetherError(f"prompts[{i}]: {e}") from None
     # A chat template writes its own bos; a raw prompt gets the tokenizer's special tokens.
     rows = tokenizer(texts, add_special_tokens=not chat)["input_ids"]
+    model = unwrap(model)  # DDP has no generate(); the wrapped module samples the same
     device = next(model.parameters()).device
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=top_k if do_sample else None,

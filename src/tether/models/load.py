@@ -145,7 +145,10 @@ def load_reward_model(path: str | os.PathLike[str], dtype: str | torch.dtype = "
     Works on a causal-LM checkpoint (a new ``score`` head on the last real token)
     or an encoder such as MiniLM/BERT (a new ``classifier`` on the pooled CLS).
     A new head is logged as a warning, not an error. Score a batch with
-    :func:`tether.models.heads.reward_scores`.
+    :func:`tether.models.heads.reward_scores`. ``pad_token_id`` comes from the
+    tokenizer beside the weights; decoder heads score the last token that is
+    not padding, so with a tokenizer whose pad is its eos a trailing eos is
+    skipped (Tether's tokenizers have a separate ``<|pad|>``).
     """
     src = _check_dir(path, "model")
     model, info = _load(AutoModelForSequenceClassification, src, "reward model", num_labels=1,
