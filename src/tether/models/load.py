@@ -107,7 +107,10 @@ def load_causal_lm(path: str | os.PathLike[str], dtype: str | torch.dtype = "flo
     if adapter.is_file() and not (Path(src) / "config.json").is_file():
         from peft import PeftModel
 
-        base_path = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        try:
+            base_path = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        except (json.JSONDecodeError, AttributeError):
+            raise ModelLoadError(f"{adapter}: not a valid adapter config") from None
         if not base_path:
             raise ModelLoadError(f"{path}: LoRA adapter does not name its base model")
         base = load_causal_lm(base_path, dtype, trust_remote_code)
