@@ -133,6 +133,149 @@ def rm_eval(
                                n_bins=bins))
 
 
+# ---- tether feedback: the labelling web app (tether/feedback/commands.py does the work)
+feedback_app = _typer("Human feedback app: users, campaigns, serve, quality, export, audit.")
+app.add_typer(feedback_app, name="feedback")
+feedback_users_app = _typer("Annotator accounts (roles: admin, annotator, expert).")
+feedback_app.add_typer(feedback_users_app, name="users")
+DbOpt = typer.Option(None, "--db", help="Database URL or SQLite file (default: "
+                     "$TETHER_FEEDBACK_DB or sqlite:///feedback.db).")
+CampaignOpt = typer.Option(..., "--campaign", help="Campaign name or id.")
+NamesOpt = typer.Option(None, "--annotators", help="Comma-separated user names "
+                        "(default: everyone whose role fits the task).")
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@feedback_app.command("serve")
+def feedback_serve(db: str | None = DbOpt,
+                   host: str = typer.Option("127.0.0.1", "--host"),
+                   port: int = typer.Option(8000, "--port"),
+                   secret_env: str | None = typer.Option(
+                       None, "--secret-env", help="Environment variable holding the "
+                       "cookie-signing secret (default: one kept in the database).")) -> None:
+    """Serve the labelling app (FastAPI + uvicorn)."""
+    import os
+
+    from tether.feedback.commands import serve
+
+    serve(db, host, port, os.environ.get(secret_env) if secret_env else None)
+
+
+@feedback_users_app.command("add")
+def feedback_users_add(name: str = typer.Argument(..., help="Login name."),
+                       role: str = typer.Option("annotator", "--role"),
+                       password_stdin: bool = typer.Option(
+                           False, "--password-stdin", help="Read a password from stdin "
+                           "(else: token login only)."),
+                       db: str | None = DbOpt) -> None:
+    """Add a user; prints the login token (shown once)."""
+    import sys
+
+    from tether.feedback.commands import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    print_summary(add_user(db, name, role, password))
+
+
+@feedback_users_app.command("list")
+def feedback_users_list(db: str | None = DbOpt) -> None:
+    """List users and roles."""
+    from tether.feedback.commands import list_users
+
+    typer.echo(json.dumps(list_users(db), indent=2))
+
+
+@feedback_app.command("import")
+def feedback_import(
+    name: str = typer.Option(..., "--name", help="Campaign name."),
+    task_type: str = typer.Option(..., "--type", help="pairwise, ranking, likert, thumbs, "
+                                  "redteam or factcheck."),
+    data: str | None = typer.Option(None, "--data", help="Items: JSONL, Parquet or datasets dir."),
+    guidelines: str | None = typer.Option(None, "--guidelines", help="Markdown file."),
+    overlap: int = typer.Option(1, "--overlap", min=1, help="Judgements per item."),
+    dimensions: str | None = typer.Option(None, "--dimensions", help="Likert: comma-separated."),
+    annotators: str | None = NamesOpt,
+    policy: str | None = typer.Option(None, "--policy", help="Policy dir: sample responses "
+                                      "(with --prompts), or the red-team chat model."),
+    prompts: str | None = typer.Option(None, "--prompts", help="Prompt set for --policy."),
+    responses: int | None = typer.Option(None, "--responses", min=1, help="Samples per prompt."),
+    seed: int = typer.Option(0, "--seed"),
+    db: str | None = DbOpt,
+) -> None:
+    """Create a campaign from a file (or a policy's samples) and assign it; all or nothing."""
+    from tether.feedback.commands import import_campaign
+
+    print_summary(import_campaign(db, name, task_type, data, guidelines, overlap,
+                                  _names(dimensions), _names(annotators), policy, prompts,
+                                  responses, seed=seed))
+
+
+@feedback_app.command("assign")
+def feedback_assign(campaign: str = CampaignOpt, annotators: str | None = NamesOpt,
+                    db: str | None = DbOpt) -> None:
+    """Fill missing assignments after adding items or people."""
+    from tether.feedback.commands import assign
+
+    print_summary(assign(db, campaign, _names(annotators)))
+
+
+@feedback_app.command("audit")
+def feedback_audit(
+    name: str = typer.Option(..., "--name", help="Campaign name."),
+    top: int = typer.Option(50, "--top", min=1, help="How many highest-reward outputs."),
+    samples: str | None = typer.Option(None, "--samples", help="An RL run's samples.jsonl."),
+    reward_key: str | None = typer.Option(None, "--reward-key", help="Reward field of samples."),
+    policy: str | None = typer.Option(None, "--policy", help="Policy dir to sample instead."),
+    prompts: str | None = typer.Option(None, "--prompts", help="Prompt set for --policy."),
+    reward_model: str | None = typer.Option(None, "--reward-model", help="RM dir for --policy."),
+    responses: int = typer.Option(4, "--responses", min=1, help="Samples per prompt."),
+    overlap: int = typer.Option(1, "--overlap", min=1),
+    annotators: str | None = NamesOpt,
+    db: str | None = DbOpt,
+) -> None:
+    """Human auditing: a campaign of a policy's highest-reward outputs to spot-check."""
+    from tether.feedback.commands import audit_campaign
+
+    print_summary(audit_campaign(db, name, top, samples, reward_key, policy, prompts,
+                                 reward_model, responses, overlap,
+                                 annotators=_names(annotators)))
+
+
+@feedback_app.command("quality")
+def feedback_quality(campaign: str = CampaignOpt, db: str | None = DbOpt) -> None:
+    """Agreement (alpha, kappa), gold accuracy, position bias, audit bad-rate."""
+    from tether.feedback.commands import quality
+
+    print_summary(quality(db, campaign))
+
+
+@feedback_app.command("progress")
+def feedback_progress(db: str | None = DbOpt) -> None:
+    """Every annotator's progress per campaign."""
+    from tether.feedback.commands import progress
+
+    typer.echo(json.dumps(progress(db), indent=2))
+
+
+@feedback_app.command("export")
+def feedback_export(
+    campaign: str = CampaignOpt,
+    out: Path = typer.Option(..., "--out", help="Output JSONL file."),
+    kind: str | None = typer.Option(None, "--kind", help="pairs, rankings, ratings, binary, "
+                                    "factcheck, redteam or votes (default: the task's)."),
+    aggregate: bool = typer.Option(False, "--aggregate", help="One record per item "
+                                   "(majority / mean / Borda) instead of every vote."),
+    db: str | None = DbOpt,
+) -> None:
+    """Export judgements as training data (pairs feed tether rm and tether dpo)."""
+    from tether.feedback.commands import export
+
+    print_summary(export(db, campaign, str(out), kind, aggregate))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
