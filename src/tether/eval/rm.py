@@ -113,7 +113,7 @@ def reliability_diagram(probs: ArrayLike, path: str | os.PathLike[str], n_bins: 
             label="accuracy at mean confidence")
     ece = expected_calibration_error(probs, n_bins)
     ax.set(ylabel="accuracy", ylim=(0, 1.02), title=f"{title} (ECE {ece:.3f})")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     ax_n.bar([b["lo"] for b in bins], [b["count"] for b in bins], width=width, align="edge",
              edgecolor="black", color="#bbbbbb")
     ax_n.set(xlabel="confidence max(p, 1 - p), p = sigmoid(r_chosen - r_rejected)",

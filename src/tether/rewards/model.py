@@ -15,7 +15,9 @@ How a (prompt, response) becomes tokens — :func:`encode`, shared by training
   so the end of the response, where the score is read, survives.
 - no chat template (BERT-style encoders): the tokenizer's text-pair encoding
   ``[CLS] prompt [SEP] response [SEP]`` (a cross-encoder), truncated from the
-  longer side. A chat prompt is rendered as ``role: content`` lines.
+  longer side. A chat prompt is rendered as ``role: content`` lines. Token
+  type ids are not passed (all segment 0), in training and scoring alike:
+  sentence-transformers' MiniLM was trained that way.
 
 Batches are right-padded; the scores do not depend on padding (tested).
 """
@@ -43,9 +45,9 @@ def _plain(prompt: Prompt) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
 
 
-def encode(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
-           max_length: int = 512) -> dict[str, torch.Tensor]:
-    """Tokenise (prompt, response) pairs for a reward model: ``input_ids``, ``attention_mask`` [B, T]."""
+def tokenize(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
+             max_length: int = 512) -> list[list[int]]:
+    """Token ids of each (prompt, response) for a reward model, unpadded (see module docstring)."""
     check_batch(prompts, responses)
     if getattr(tokenizer, "chat_template", None):
         texts = [tokenizer.apply_chat_template(_messages(p, r), tokenize=False)
@@ -53,14 +55,34 @@ def encode(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
         side = tokenizer.truncation_side
         tokenizer.truncation_side = "left"  # keep the response's end, where the score is read
         try:
-            enc = tokenizer(texts, add_special_tokens=False, padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt")
+            enc = tokenizer(texts, add_special_tokens=False, truncation=True,
+                            max_length=max_length)
         finally:
             tokenizer.truncation_side = side
     else:
-        enc = tokenizer([_plain(p) for p in prompts], list(responses), padding=True,
-                        truncation="longest_first", max_length=max_length, return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        enc = tokenizer([_plain(p) for p in prompts], list(responses),
+                        truncation="longest_first", max_length=max_length)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def pad_right(sequences: Sequence[Sequence[int]], pad_token_id: int
+              ) -> dict[str, torch.Tensor]:
+    """Right-pad token id lists: ``input_ids``, ``attention_mask`` [B, T]."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("pad_right: every sequence needs at least one token")
+    T = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), T), pad_token_id, dtype=torch.long)  # [B, T]
+    mask = torch.zeros((len(sequences), T), dtype=torch.long)  # [B, T]
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def encode(tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
+           max_length: int = 512) -> dict[str, torch.Tensor]:
+    """Tokenise and right-pad (prompt, response) pairs: ``input_ids``, ``attention_mask`` [B, T]."""
+    return pad_right(tokenize(tokenizer, prompts, responses, max_length), tokenizer.pad_token_id)
 
 
 def reward_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
