@@ -136,6 +136,8 @@ def test_run_directory_contract_and_refusals(tmp_path: Path) -> None:
     over.run.overwrite = True
     (out / "keep.txt").write_text("not ours")
     setup_run(over)
+    assert (out / "summary.json").exists() is False and (out / "checkpoints").exists()
+    Trainer(over.run, over.train, over.optim, _model())  # clears the old run, writes config
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "keep.txt"]
 
 
@@ -150,6 +152,7 @@ def test_half_written_checkpoints_are_ignored_and_cleaned(tmp_path: Path) -> Non
     cfg = _cfg(out, max_steps=6, save_every=2)
     cfg.run.resume = True
     setup_run(cfg)
+    Trainer(cfg.run, cfg.train, cfg.optim, _model())
     assert not (ckpts / ".tmp-step-000006-999").exists()
 
 

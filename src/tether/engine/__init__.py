@@ -5,7 +5,7 @@ A supervised stage ("batches in, loss out": pretrain, sft, reward model, DPO)::
     from tether.engine import Trainer, ShardedSampler, fit, setup_run
 
     def run(cfg: Config) -> dict:
-        # 1. process group, seeds, run directory (refuses a finished run), config.yaml
+        # 1. process group, seeds, check of the run directory (refuses a finished run)
         setup_run(cfg)
         # 2. data: a list of examples and a collate function
         rows = ...
@@ -13,7 +13,8 @@ A supervised stage ("batches in, loss out": pretrain, sft, reward model, DPO)::
                                  seed=cfg.run.seed)
         batches = lambda step: [collate([rows[i] for i in idx])
                                 for idx in sampler.micro_batches(step)]
-        # 3. model(s), then the trainer (device, DDP/FSDP, AdamW, schedule, precision)
+        # 3. model(s), then the trainer (device, DDP/FSDP, AdamW, schedule, precision);
+        #    building it creates the run directory and writes config.yaml
         model, tokenizer = load_policy(cfg.model, cfg.lora, cfg.run.seed)
         trainer = Trainer(cfg.run, cfg.train, cfg.optim, model)
         trainer.extra_state = lambda: {"data": sampler.position(trainer.step)}

@@ -36,6 +36,9 @@ from tether.errors import TrainingError
 Batch = Any
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, Any]]]
 
+# Run directories checked by setup_run, with the config to write once a Trainer
+# is built (so that a data or model error leaves nothing behind).
+_CHECKED: dict[Path, BaseModel | None] = {}
 _PREPARED: set[Path] = set()
 
 
@@ -45,31 +48,41 @@ def _note(msg: str) -> None:
 
 
 def setup_run(cfg: BaseModel) -> torch.device:
-    """Step 1 of every stage: process group, seeds, run directory, ``config.yaml``.
+    """Step 1 of every stage: process group, seeds, and a check of the run directory.
 
     ``cfg`` is the stage's config (it must have ``run`` and ``train`` sections).
-    Refuses (:class:`RunDirError`, exit 2) an out dir that holds a finished run, or
-    an unfinished one with checkpoints, unless ``run.overwrite`` or ``run.resume``;
-    with ``run.overwrite`` the earlier run's files are removed first. Returns this
-    rank's device.
+    Refuses (:class:`RunDirError`, exit 2) an out dir that holds a finished run,
+    or an unfinished one with checkpoints, unless ``run.overwrite`` or
+    ``run.resume``. Nothing is written yet: the :class:`Trainer` prepares the
+    directory (clears an overwritten run, writes ``config.yaml``) when it is
+    built, after the stage has read its data and model. Returns this rank's device.
     """
     run: RunConfig = cfg.run  # type: ignore[attr-defined]
     train: TrainConfig = cfg.train  # type: ignore[attr-defined]
     device = dist.init_distributed(train.device)
     seed_everything(run.seed)
-    _prepare_dir(run)
-    if dist.is_main():
-        write_config(cfg, Path(run.out) / "config.yaml")
-    dist.barrier()
+    _check_dir(run)
+    _CHECKED[Path(run.out).resolve()] = cfg
+    _PREPARED.discard(Path(run.out).resolve())
     return device
 
 
-def _prepare_dir(run: RunConfig) -> None:
-    out = Path(run.out)
-    msg = check_run_dir(out, run.resume, run.overwrite) if dist.is_main() else None
+def _check_dir(run: RunConfig) -> None:
+    msg = check_run_dir(Path(run.out), run.resume, run.overwrite) if dist.is_main() else None
     msg = dist.broadcast_object(msg)
     if msg:
         raise RunDirError(msg)
+
+
+def _prepare_dir(run: RunConfig) -> None:
+    """Create ``run.out``: clear an earlier run's files unless resuming; write config.yaml."""
+    out = Path(run.out)
+    key = out.resolve()
+    if key in _PREPARED:  # a second Trainer of the same run
+        return
+    if key not in _CHECKED:
+        _check_dir(run)
+    cfg = _CHECKED.pop(key, None)
     if dist.is_main():
         if not run.resume:
             # Either overwrite was asked, or only files of no value (no checkpoint, no
@@ -77,8 +90,10 @@ def _prepare_dir(run: RunConfig) -> None:
             clear_run_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out)
+        if cfg is not None:
+            write_config(cfg, out / "config.yaml")
     dist.barrier()
-    _PREPARED.add(out.resolve())
+    _PREPARED.add(key)
 
 
 class _Slot:
@@ -135,8 +150,7 @@ class Trainer:
         self.max_steps = train.max_steps if max_steps is None else max_steps
         self.grad_accum = optim.grad_accum
         self.device = dist.init_distributed(train.device)
-        if self.out.resolve() not in _PREPARED:
-            _prepare_dir(run)
+        _prepare_dir(run)
         self.fsdp = train.fsdp and dist.is_distributed()
         if isinstance(models, nn.Module):
             models = {"model": models}
