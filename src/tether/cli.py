@@ -133,6 +133,74 @@ def rm_eval(
                                n_bins=bins))
 
 
+# ---- tether world: the built-in world (tether/world/ does the work)
+world_app = _typer("The built-in world: corpora, prompt sets, probes, simulated raters.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("build")
+def world_build(
+    out: Path = typer.Option(..., "--out", help="Output directory."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every draw (same seed, same bytes)."),
+    size: str = typer.Option("default", "--size", help="small (seconds, for tests) or default."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild over an existing world."),
+) -> None:
+    """Write pretrain.txt, sft.jsonl, prompt sets, probes/, labelled pairs and world.json."""
+    from tether.config import build_config
+    from tether.world.corpora import WorldBuildConfig, build_world
+
+    cfg = build_config(WorldBuildConfig, {"run": {"out": str(out), "seed": seed,
+                                                  "overwrite": overwrite}, "size": size},
+                       "tether world build")
+    print_summary(build_world(cfg))
+
+
+@world_app.command("label")
+def world_label(
+    out: Path = typer.Option(..., "--out", help="Output JSONL file."),
+    in_path: Path | None = typer.Option(None, "--in", help="Records with a prompt and "
+                                        "responses (or response)."),
+    rater: str = typer.Option("crowd", "--rater", help="Rater profile: expert, crowd, position."),
+    kind: str = typer.Option("pairs", "--kind", help="pairs, rankings, ratings or thumbs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the rater's draws."),
+    policy: Path | None = typer.Option(None, "--policy", help="Model directory to sample "
+                                       "responses from (instead of --in)."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="Prompts file for --policy."),
+    n: int = typer.Option(4, "--n", min=1, help="Responses sampled per prompt (--policy)."),
+) -> None:
+    """Have a simulated rater label responses from a file or sampled from a policy."""
+    from tether.errors import ConfigError
+    from tether.world.label import label_file, label_records, policy_responses
+    from tether.world.raters import Rater
+
+    if (in_path is None) == (policy is None):
+        raise ConfigError("tether world label: give either --in FILE or --policy DIR --prompts F")
+    if in_path is not None:
+        print_summary(label_file(in_path, out, rater, kind, seed))
+        return
+    if prompts is None:
+        raise ConfigError("tether world label: --policy needs --prompts FILE")
+    records = policy_responses(policy, prompts, n=n, seed=seed)
+    labelled = label_records(records, Rater(rater, seed), kind, prompts, allow_empty=True)
+    from tether.data.io import write_jsonl
+
+    print_summary({"policy": str(policy), "out": str(out), "rater": rater, "kind": kind,
+                   "prompts": len(records), "labels": write_jsonl(out, labelled)})
+
+
+@world_app.command("styles")
+def world_styles(
+    rater: str = typer.Option("crowd", "--rater", help="Rater profile: expert, crowd, position."),
+    prompts: int = typer.Option(400, "--prompts", min=1, help="Prompts sampled (train split)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Mean gold and rater utility of each response style, and each scorer's optimum."""
+    from tether.world.optimum import style_optimum
+    from tether.world.raters import get_profile
+
+    print_summary(style_optimum(get_profile(rater), prompts, seed))
+
+
 # ---- tether feedback: the labelling web app (tether/feedback/commands.py does the work)
 feedback_app = _typer("Human feedback app: users, campaigns, serve, quality, export, audit.")
 app.add_typer(feedback_app, name="feedback")
