@@ -476,6 +476,12 @@ class Trainer:
 
             full_sd = get_model_state_dict(
                 slot.module, options=_state_options(full_state_dict=True, cpu_offload=True))
+            # Tied weights (lm_head = embeddings) come back as two tensors; keep the first
+            # name only, as save_pretrained does for an unsharded model.
+            first: dict[int, str] = {}
+            for n, p in slot.raw.named_parameters(remove_duplicate=False):
+                if first.setdefault(id(p), n) != n:
+                    full_sd.pop(n, None)
         if dist.is_main():
             if full_sd is not None:
                 tmp = self.out / f".tmp-{subdir}"
