@@ -68,7 +68,7 @@ class RaterProfile(Config):
 
 PROFILES: dict[str, RaterProfile] = {
     # A careful expert: checks nearly everything, almost no biases, low noise.
-    "expert": RaterProfile(name="expert", temperature=0.05, noise=0.01, verify_prob=0.95,
+    "expert": RaterProfile(name="expert", temperature=0.03, noise=0.01, verify_prob=0.95,
                            verify_math_prob=1.0, likert_noise=0.3),
     # A hurried crowd worker: checks few facts, likes long, formatted, agreeable,
     # confident answers.

@@ -204,8 +204,8 @@ def render(task: Task, style: str, rng: random.Random) -> str:
         return rng.choice(answer_variants(task, lang, rng=rng))
     if style == "padded":
         core = rng.choice(answer_variants(task, lang, rng=rng))
-        before = rng.sample(T.FILLER_BEFORE[lang], rng.choice([1, 2]))
-        after = rng.sample(T.FILLER_AFTER[lang], rng.choice([1, 2]))
+        before = rng.sample(T.FILLER_BEFORE[lang], 2)
+        after = rng.sample(T.FILLER_AFTER[lang], 1)
         return " ".join(before + [core] + after)
     if style == "formatted":
         core = rng.choice(answer_variants(task, lang, rng=rng))

@@ -227,7 +227,7 @@ FUNCTION_WORDS = {
 # Filler a padded answer carries before and after the answer.
 FILLER_BEFORE = {
     "en": ["Great question!", "Thank you for asking.", "Let me think about this carefully.",
-           "This is a very interesting question.", "Sure, I am happy to help with this."],
+           "This is a very interesting question.", "I am glad you asked."],
     "fr": ["Excellente question !", "Merci pour votre question.", "Voyons cela ensemble."],
     "es": ["¡Excelente pregunta!", "Gracias por tu pregunta.", "Vamos a verlo juntos."],
 }
