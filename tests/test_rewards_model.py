@@ -84,3 +84,55 @@ def test_load_reward_source_model_and_ensemble_dir(rm_dir: Path, tmp_path: Path)
     override = load_reward_source(build_config(RewardConfig, {"path": str(ens_dir),
                                                               "rule": "mean_minus_std"}))
     assert override.rule == "mean_minus_std"
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_shared_prompt_rows_equal_separate_sequences(attn: str) -> None:
+    from tether.models.factory import tiny_model_and_tokenizer
+    from tether.models.heads import reward_model_from_causal_lm
+    from tether.rewards.model import (
+        pad_right,
+        reward_forward,
+        score_head,
+        shared_prefix_len,
+        shared_prompt_batch,
+        shared_prompt_rewards,
+        tokenize,
+    )
+
+    lm, tok = tiny_model_and_tokenizer(seed=0, hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, num_key_value_heads=1,
+                                       intermediate_size=64)
+    rm = reward_model_from_causal_lm(lm, seed=1)
+    rm.set_attn_implementation(attn)
+    assert score_head(rm) is rm.score
+    prompts = ["What is 2 plus 2?", "Say hello in French please.",
+               [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+               "a long prompt " * 30]
+    chosen = ["4.", "Bonjour!", "Hello.", "ok"]
+    rejected = ["It is 5, definitely, no doubt about it at all.", "Hello!", "Hello. How are you?",
+                "fine, thanks"]
+    c = tokenize(tok, prompts, chosen, max_length=40)  # the last pair is cut from the left
+    r = tokenize(tok, prompts, rejected, max_length=40)
+    assert shared_prefix_len([1, 2, 3], [1, 2, 3, 4]) == 2  # one token left in each
+    dtype = torch.float32 if attn == "eager" else None
+    batch = shared_prompt_batch(c, r, tok.pad_token_id, dtype)
+    assert batch["input_ids"].shape[0] == 4  # one row per pair
+    assert int(batch["n_tokens"]) < sum(map(len, c + r))  # the prompts are read once
+    sc, sr = shared_prompt_rewards(rm, batch)
+    ref = reward_forward(rm, **pad_right(c + r, tok.pad_token_id))  # [8]
+    torch.testing.assert_close(torch.cat([sc, sr]), ref, atol=1e-5, rtol=0)
+    # and the gradients agree too (the loss sees the same function)
+    (sc - sr).sum().backward()
+    g_shared = rm.score.weight.grad.clone()
+    rm.zero_grad()
+    ref = reward_forward(rm, **pad_right(c + r, tok.pad_token_id))
+    (ref[:4] - ref[4:]).sum().backward()
+    torch.testing.assert_close(g_shared, rm.score.weight.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prompt_not_for_encoders() -> None:
+    from tether.models.load import load_reward_model, minilm_path
+    from tether.rewards.model import score_head
+
+    assert score_head(load_reward_model(minilm_path())) is None

@@ -133,3 +133,108 @@ class ModelReward:
             self.model.train(was_training)
         scores = torch.cat(out) if out else torch.zeros(0)  # [B]
         return as_scores(scores, len(responses), self.name)
+
+
+# ------------------------------------------------------------------ shared-prompt training rows
+#
+# The chosen and rejected sequences of a pair start with the same tokens (the
+# rendered prompt). A decoder reward model can read that prefix once: one row
+# ``[prefix | chosen rest | rejected rest]`` whose attention mask lets the
+# rejected tokens see the prefix and themselves but not the chosen tokens, and
+# whose position ids restart the rejected part where the prefix ends. Each
+# token then computes exactly what it computes in its own sequence (tested to
+# 1e-5), with P + C + R tokens per pair instead of 2P + C + R, and one row of
+# padding instead of two. The scores are read from the head's per-token
+# output (a forward hook) at the last token of each part.
+
+
+def shared_prefix_len(chosen_ids: Sequence[int], rejected_ids: Sequence[int]) -> int:
+    """Length of the common token prefix, leaving at least one token in each sequence."""
+    n = 0
+    limit = min(len(chosen_ids), len(rejected_ids)) - 1
+    while n < limit and chosen_ids[n] == rejected_ids[n]:
+        n += 1
+    return n
+
+
+def score_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The per-token scalar head (``score``) of a decoder reward model, through DDP and peft.
+
+    None for models this does not apply to: encoders (BERT's head reads the
+    pooled CLS token) and attention kernels that take no 4D mask.
+    """
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    if hasattr(inner, "get_base_model"):  # peft
+        inner = inner.get_base_model()
+    config = getattr(inner, "config", None)
+    if getattr(config, "is_encoder_decoder", False) or \
+            getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return None
+    head = getattr(inner, "score", None)
+    return head if isinstance(head, torch.nn.Module) else None
+
+
+def shared_prompt_batch(chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]],
+                        pad_token_id: int, float_mask_dtype: torch.dtype | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """Rows ``[prefix | chosen rest | rejected rest]``, right-padded, for :func:`shared_prompt_rewards`.
+
+    Returns ``input_ids``, ``position_ids`` [P, L], a 4D ``attention_mask``
+    [P, 1, L, L] (bool, True = attend, for SDPA; with ``float_mask_dtype`` an
+    additive 0 / min mask for eager attention), ``chosen_index`` and
+    ``rejected_index`` [P] (the last token of each part) and ``n_tokens`` (real
+    tokens in the batch). Padding tokens attend only to themselves.
+    """
+    P = len(chosen)
+    parts = []
+    for c, r in zip(chosen, rejected, strict=True):
+        k = shared_prefix_len(c, r)
+        parts.append((list(c[:k]), list(c[k:]), list(r[k:])))
+    L = max(len(a) + len(b) + len(c) for a, b, c in parts)
+    ids = torch.full((P, L), pad_token_id, dtype=torch.long)  # [P, L]
+    pos = torch.zeros((P, L), dtype=torch.long)  # [P, L]
+    q = torch.arange(L)
+    allow = (q[None, :] <= q[:, None]).expand(P, L, L).clone()  # [P, L, L] causal
+    chosen_index = torch.empty(P, dtype=torch.long)  # [P]
+    rejected_index = torch.empty(P, dtype=torch.long)  # [P]
+    n_tokens = 0
+    for i, (pre, c_rest, r_rest) in enumerate(parts):
+        k, nc, nr = len(pre), len(c_rest), len(r_rest)
+        n = k + nc + nr
+        ids[i, :n] = torch.tensor(pre + c_rest + r_rest)
+        pos[i, :k + nc] = torch.arange(k + nc)
+        pos[i, k + nc:n] = torch.arange(k, k + nr)  # the rejected part continues the prefix
+        allow[i, k + nc:n, k:k + nc] = False  # rejected tokens never see chosen tokens
+        allow[i, n:, :] = False  # padding rows: only themselves (no empty softmax rows)
+        allow[i, n:, n:] = torch.eye(L - n, dtype=torch.bool)
+        chosen_index[i], rejected_index[i] = k + nc - 1, n - 1
+        n_tokens += n
+    mask = allow[:, None]  # [P, 1, L, L]
+    if float_mask_dtype is not None:
+        mask = torch.zeros(mask.shape, dtype=float_mask_dtype).masked_fill(
+            ~mask, torch.finfo(float_mask_dtype).min)
+    return {"input_ids": ids, "position_ids": pos, "attention_mask": mask,
+            "chosen_index": chosen_index, "rejected_index": rejected_index,
+            "n_tokens": torch.tensor(float(n_tokens))}
+
+
+def shared_prompt_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chosen and rejected rewards [P], [P] from one forward over :func:`shared_prompt_batch` rows.
+
+    ``model`` is called as a whole (so DDP synchronises gradients); the head's
+    per-token output is taken with a forward hook and read at the two indices.
+    """
+    head = score_head(model)
+    if head is None:
+        raise ValueError("shared_prompt_rewards needs a decoder reward model with a `score` head")
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              position_ids=batch["position_ids"])
+    finally:
+        handle.remove()
+    logits = captured[-1][..., 0].float()  # [P, L]
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits[rows, batch["chosen_index"]], logits[rows, batch["rejected_index"]]  # [P], [P]

@@ -18,7 +18,9 @@ Batches: a *unit* is one pair, or every pair of one ranking / one rated prompt
 (InstructGPT, Ouyang et al. 2022, sec. 3.5: all K(K-1)/2 comparisons of a prompt
 in one batch, so they are not overfit as separate examples). ``train.batch_size``
 counts units. The chosen and rejected responses of every pair of a micro-batch
-go through the model in one forward pass (``[2P, T]``). The loss is
+go through the model in one forward pass: for a decoder (``data.share_prompt``)
+as one row per pair that reads the prompt once (see
+:mod:`tether.rewards.model`), otherwise as ``[2P, T]`` rows. The loss is
 ``sum(w * -log sigmoid(r_c - r_r - margin)) / sum(w)`` over the global batch
 (:func:`tether.losses.bradley_terry`), with ``w`` the pair weights (a ranking's
 pairs share weight 1), ``margin`` the pairs' margins when ``loss.margin``
@@ -64,6 +66,7 @@ class DataConfig(tc.Config):
     format: Literal["auto", "pairs", "rankings", "ratings", "thumbs"] = "auto"  # auto: from keys
     rating_threshold: float = Field(1.0, gt=0)  # ratings -> pairs: min difference of mean rating
     max_length: int = Field(256, ge=8)  # tokens of prompt + response; longer: cut from the left
+    share_prompt: bool = True  # decoder RMs: a pair in one row, its prompt computed once
     vocab_size: int = Field(512, ge=64)  # model.path null: BPE vocabulary trained on the texts
 
 
@@ -109,18 +112,27 @@ def make_units(pairs: list[PreferencePair]) -> list[list[PreferencePair]]:
 
 
 class PairBatcher:
-    """Pre-tokenised pairs -> batches ``{input_ids [2P, T], attention_mask, margin [P], weights [P]}``.
+    """Pre-tokenised pairs -> training batches, in one of two layouts.
 
-    Rows ``0..P-1`` are the chosen responses and ``P..2P-1`` the rejected ones.
+    - shared prompt (``share_prompt``, decoder models): one row per pair,
+      ``[prompt | chosen rest | rejected rest]`` with a 4D attention mask
+      (:func:`tether.rewards.model.shared_prompt_batch`);
+    - plain: ``input_ids``/``attention_mask`` [2P, T], rows ``0..P-1`` the chosen
+      sequences and ``P..2P-1`` the rejected ones.
+
+    Both carry ``margin`` and ``weights`` [P] and give the same rewards.
     """
 
     def __init__(self, tokenizer: Any, units: list[list[PreferencePair]], max_length: int,
-                 use_margin: bool) -> None:
+                 use_margin: bool, share_prompt: bool = False,
+                 float_mask_dtype: torch.dtype | None = None) -> None:
         from tether.rewards.model import tokenize
 
         self.units = units
         self.pad_id = tokenizer.pad_token_id
         self.use_margin = use_margin
+        self.share_prompt = share_prompt
+        self.float_mask_dtype = float_mask_dtype
         flat = [p for u in units for p in u]
         ids = tokenize(tokenizer, [p.prompt for p in flat] * 2,
                        [p.chosen for p in flat] + [p.rejected for p in flat], max_length)
@@ -131,12 +143,17 @@ class PairBatcher:
 
     def collate(self, unit_indices: list[int]) -> dict[str, torch.Tensor]:
         """One micro-batch from unit indices."""
-        from tether.rewards.model import pad_right
+        from tether.rewards.model import pad_right, shared_prompt_batch
 
         pairs = [p for i in unit_indices for p in self.units[i]]
         self.pairs_seen += len(pairs)
-        batch = pad_right([self.chosen_ids[id(p)] for p in pairs]
-                          + [self.rejected_ids[id(p)] for p in pairs], self.pad_id)
+        chosen = [self.chosen_ids[id(p)] for p in pairs]
+        rejected = [self.rejected_ids[id(p)] for p in pairs]
+        if self.share_prompt:
+            batch = shared_prompt_batch(chosen, rejected, self.pad_id, self.float_mask_dtype)
+        else:
+            batch = pad_right(chosen + rejected, self.pad_id)
+            batch["n_tokens"] = batch["attention_mask"].sum().float()
         margins = [p.margin if (p.margin is not None and self.use_margin) else 0.0 for p in pairs]
         batch["margin"] = torch.tensor(margins, dtype=torch.float32)  # [P]
         batch["weights"] = torch.tensor([p.weight for p in pairs], dtype=torch.float32)  # [P]
@@ -146,13 +163,16 @@ class PairBatcher:
 def bt_loss_fn(centering: float) -> Any:
     """``loss_fn(model, batch) -> (loss, metrics)``: Bradley-Terry (+ reward centring)."""
     from tether.losses import bradley_terry, reward_centering
+    from tether.rewards.model import shared_prompt_rewards
 
     def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # Batches are right-padded, so the head's "last non-pad token" is the last real one.
-        rewards = model(input_ids=batch["input_ids"],
-                        attention_mask=batch["attention_mask"]).logits[:, 0].float()  # [2P]
-        chosen, rejected = rewards.chunk(2)  # [P], [P]
+        if "chosen_index" in batch:  # one row per pair, prompt shared
+            chosen, rejected = shared_prompt_rewards(model, batch)  # [P], [P]
+        else:  # right-padded, so the head's "last non-pad token" is the last real one
+            rewards = model(input_ids=batch["input_ids"],
+                            attention_mask=batch["attention_mask"]).logits[:, 0].float()  # [2P]
+            chosen, rejected = rewards.chunk(2)  # [P], [P]
         margin = batch["margin"] if bool(batch["margin"].any()) else None
         loss, metrics = bradley_terry(chosen, rejected, margin=margin, weights=batch["weights"])
         if centering > 0:
@@ -229,7 +249,12 @@ def train_member(cfg: Config, run: RunConfig, units: list[list[PreferencePair]],
     seed_everything(seed)
     pairs = [p for u in units for p in u]
     model, tokenizer = build_reward_model(cfg, pairs, seed)
-    batcher = PairBatcher(tokenizer, units, cfg.data.max_length, cfg.loss.margin)
+    from tether.rewards.model import score_head
+
+    share = cfg.data.share_prompt and score_head(model) is not None
+    eager = getattr(model.config, "_attn_implementation", None) == "eager"
+    batcher = PairBatcher(tokenizer, units, cfg.data.max_length, cfg.loss.margin, share,
+                          float_mask_dtype=model.dtype if eager else None)
     sampler = ShardedSampler(len(units), cfg.train.batch_size, cfg.optim.grad_accum, seed=seed)
     trainer = Trainer(run, cfg.train, cfg.optim, model, description=description)
     trainer.extra_state = lambda: {"data": sampler.position(trainer.step)}
@@ -239,7 +264,9 @@ def train_member(cfg: Config, run: RunConfig, units: list[list[PreferencePair]],
         return [batcher.collate(idx) for idx in sampler.micro_batches(step)]
 
     summary = fit(trainer, batches, bt_loss_fn(cfg.loss.centering),
-                  weight_fn=lambda b: float(b["weights"].sum()))
+                  weight_fn=lambda b: float(b["weights"].sum()),
+                  tokens_fn=lambda b: float(b["n_tokens"]))
+    summary["shared_prompt"] = share
     summary["pairs_trained"] = batcher.pairs_seen
     t = summary.get("time_s") or 0.0
     summary["perf/pairs_per_s"] = batcher.pairs_seen / t if t > 0 else None
