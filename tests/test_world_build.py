@@ -239,3 +239,25 @@ def test_styles_command_reports_both_optima():
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["gold_optimum"] == "concise" and out["rater_optimum"] != "concise"
+
+
+def test_label_responses_sampled_from_a_policy(world: Path, tmp_path: Path):
+    """--policy DIR --prompts F: a tiny model's samples, n per prompt, labelled as pairs."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from tether.models.factory import tiny_model_and_tokenizer
+    from tether.models.load import save_model
+
+    docs = (world / "pretrain.txt").read_text().splitlines()[:300]
+    model, tokenizer = tiny_model_and_tokenizer(docs, seed=0, vocab_size=400)
+    save_model(model, tokenizer, tmp_path / "policy")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(line + "\n" for line in
+                               (world / "prompts_heldout.jsonl").read_text().splitlines()[:3]))
+    out = tmp_path / "pairs.jsonl"
+    res = runner.invoke(app, ["world", "label", "--policy", str(tmp_path / "policy"),
+                              "--prompts", str(prompts), "--n", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    recs = _jsonl(out)
+    assert len(recs) == 3 * 3  # 3 pairs from 3 responses, for each of 3 prompts
+    assert all(0 < r["p_chosen"] < 1 for r in recs)
