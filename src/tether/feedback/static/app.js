@@ -17,7 +17,7 @@
     if (f.reportValidity && !f.reportValidity()) return;
     f.dataset.sent = "1";
     f.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
-    f.submit();
+    HTMLFormElement.prototype.submit.call(f);  // a control named "submit" cannot shadow it
   }
 
   // Buttons with data-set/data-value set a hidden field; data-key gives them a key.
