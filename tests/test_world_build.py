@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,16 @@ def test_build_is_deterministic_under_a_seed(world: Path, tmp_path: Path):
     for name in FILES:
         assert (world / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     assert (world / "pretrain.txt").read_bytes() != (tmp_path / "other" / "pretrain.txt").read_bytes()
+
+
+def test_build_is_deterministic_across_processes(world: Path, tmp_path: Path):
+    """Another interpreter with another string-hash seed writes the same bytes."""
+    out = tmp_path / "proc"
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run([sys.executable, "-m", "tether.cli", "world", "build", "--out", str(out),
+                    "--size", "small"], check=True, env=env, capture_output=True)
+    for name in FILES:
+        assert (world / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_build_writes_the_file_contract(world: Path):
