@@ -135,6 +135,8 @@ def test_concise_style_is_the_gold_optimum_of_every_task():
 def test_numbers_read_words_and_drop_operands():
     assert D.numbers("7 plus 5 is twelve", (7, "plus", 5)) == [12.0]
     assert D.numbers("7+5=12", (7, "plus", 5)) == [12.0]
+    assert D.numbers("5 plus 7 is 12", (7, "plus", 5)) == [12.0]
+    assert D.numbers("5 minus 7 is 12", (7, "minus", 5)) == [5.0, 7.0, 12.0]
     assert D.numbers("It has twenty one legs") == [21.0]
     assert D.numbers("7 - 5 is 2", (7, "minus", 5)) == [2.0]
     assert D.numbers("nothing here") == []

@@ -196,13 +196,17 @@ def _expr_pattern(a: int, op: str, b: int) -> re.Pattern[str]:
 
 
 def numbers(text: str, expr: tuple[int, str, int] | None = None) -> list[float]:
-    """Numbers stated in ``text``, in digits or words; the operands of ``expr`` are left out.
+    """Numbers stated in ``text``, in digits or words; the operands of ``expr`` are left out
+    (in either order for plus and times).
 
     ``"7 plus 5 is twelve"`` with ``expr=(7, "plus", 5)`` -> ``[12.0]``.
     """
     plain = _plain(text)
     if expr is not None:
-        plain = _expr_pattern(*expr).sub(" ", plain)
+        a, op, b = expr
+        plain = _expr_pattern(a, op, b).sub(" ", plain)
+        if op in ("plus", "times"):  # "5 plus 7" restates "7 plus 5"
+            plain = _expr_pattern(b, op, a).sub(" ", plain)
     plain = re.sub(r"(?m)^\s*\d+[.)]\s+", " ", plain)  # numbered-list markers
     out = [float(m) for m in _NUMBER.findall(plain)]
     toks = re.findall(r"[a-z]+", plain)
