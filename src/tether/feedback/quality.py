@@ -47,7 +47,7 @@ def campaign_quality(store: Store, campaign: Campaign, min_shared: int = 2) -> d
     if t == "ranking":
         report["position_bias"] = ranking_position_bias(judgements)
     if t == "audit":
-        report["audit"] = audit_summary(judgements)
+        report["audit"] = audit_summary(judgements, items)
     if t == "redteam":
         kinds = Counter(f["kind"] for j in judgements for f in j.answer["failures"])
         report["redteam"] = {"sessions": len(judgements),
@@ -151,17 +151,31 @@ def ranking_position_bias(judgements: list[Judgement]) -> dict[str, Any]:
             "chance": round(chance, 4) if chance is not None else None}
 
 
-def audit_summary(judgements: list[Judgement]) -> dict[str, Any]:
-    """How often a high-reward output was judged bad, per vote and per item (majority)."""
+def audit_summary(judgements: list[Judgement], items: dict[int, Any] | None = None
+                  ) -> dict[str, Any]:
+    """How often a high-reward output was judged bad, per vote and per item (majority).
+
+    With the items (whose ``meta["reward"]`` the audit import stored), also the mean
+    reward of the outputs judged bad and good: reward hacking shows as bad outputs
+    scoring as high as, or higher than, good ones.
+    """
     bad = sum(j.answer["label"] == "bad" for j in judgements)
     n = len(judgements)
     by_item: dict[int, list[str]] = defaultdict(list)
     for j in judgements:
         by_item[j.item_id].append(j.answer["label"])
-    verdicts = [ag.majority(v) for v in by_item.values()]
-    bad_items = sum(v == "bad" for v in verdicts)
+    verdicts = {i: ag.majority(v) for i, v in by_item.items()}
+    bad_items = sum(v == "bad" for v in verdicts.values())
     lo, hi = ag.wilson_interval(bad, n)
-    return {"votes": n, "bad_votes": bad, "bad_rate": round(bad / n, 4) if n else None,
-            "bad_rate_ci95": [round(lo, 4), round(hi, 4)],
-            "items_judged": len(verdicts), "items_judged_bad": bad_items,
-            "items_bad_rate": round(bad_items / len(verdicts), 4) if verdicts else None}
+    out: dict[str, Any] = {
+        "votes": n, "bad_votes": bad, "bad_rate": round(bad / n, 4) if n else None,
+        "bad_rate_ci95": [round(lo, 4), round(hi, 4)], "items_judged": len(verdicts),
+        "items_judged_bad": bad_items,
+        "items_bad_rate": round(bad_items / len(verdicts), 4) if verdicts else None}
+    if items is not None:
+        for label in ("bad", "good"):
+            rewards = [items[i].meta["reward"] for i, v in verdicts.items()
+                       if v == label and "reward" in items[i].meta]
+            out[f"mean_reward_{label}"] = (round(sum(rewards) / len(rewards), 4)
+                                           if rewards else None)
+    return out
