@@ -11,7 +11,6 @@ name the key and the file; the CLI turns them into one line and exit code 2.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -179,16 +178,10 @@ def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from tether.data.io import atomic_file
+
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_config(cfg: BaseModel, path: str | os.PathLike[str]) -> None:
