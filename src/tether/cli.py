@@ -223,13 +223,16 @@ def feedback_serve(db: str | None = DbOpt,
                    port: int = typer.Option(8000, "--port"),
                    secret_env: str | None = typer.Option(
                        None, "--secret-env", help="Environment variable holding the "
-                       "cookie-signing secret (default: one kept in the database).")) -> None:
+                       "cookie-signing secret (default: one kept in the database)."),
+                   secure_cookies: bool = typer.Option(
+                       False, "--secure-cookies", help="Cookies only over HTTPS (behind a "
+                       "TLS proxy).")) -> None:
     """Serve the labelling app (FastAPI + uvicorn)."""
     import os
 
     from tether.feedback.commands import serve
 
-    serve(db, host, port, os.environ.get(secret_env) if secret_env else None)
+    serve(db, host, port, os.environ.get(secret_env) if secret_env else None, secure_cookies)
 
 
 @feedback_users_app.command("add")

@@ -263,8 +263,13 @@ def test_html_forms_for_every_task_type(world: World) -> None:
     r, _, camp = do(ann, csrf, "likert", {"rating_helpfulness": "5", "rating_accuracy": "4"})
     assert "All done" in r.text
     assert store.judgements(camp.id)[0].answer == {"ratings": {"helpfulness": 5, "accuracy": 4}}
-    r, _, camp = do(ann, csrf, "thumbs", {"label": "down", "reason": "too long"})
+    r, aid, camp = do(ann, csrf, "thumbs", {"label": "down", "reason": "too long"})
     assert store.judgements(camp.id)[0].answer == {"label": "down", "reason": "too long"}
+    # an answered task is not shown again; a regular item has no result page to show
+    r = ann.get(f"/tasks/{aid}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/tasks/{aid}/result"
+    r = ann.get(f"/tasks/{aid}/result", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/campaigns/{camp.id}/next"
     r, aid, camp = do(ann, csrf, "audit", {"label": "bad"})
     assert world.api("root").get(f"/api/campaigns/{camp.id}/quality").json()["audit"][
         "bad_rate"] == 1.0

@@ -39,7 +39,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from tether.errors import DataError, TetherError
 from tether.feedback import tasks
-from tether.feedback.db import User
+from tether.feedback.db import TASK_TYPES, User
 from tether.feedback.security import new_csrf, same_token
 from tether.feedback.store import (
     Conflict,
@@ -329,6 +329,8 @@ def create_app(db: str | Store, secret: str | None = None,
         fb = store.gold_feedback(user, assignment_id)
         if fb is None:
             return RedirectResponse(f"/tasks/{assignment_id}", status_code=303)
+        if fb.correct is None:  # not a gold item: nothing to teach, go on
+            return RedirectResponse(f"/campaigns/{camp.id}/next", status_code=303)
         return page(request, "result.html", {"campaign": camp, "feedback": fb,
                                              "assignment": a}, user=user)
 
@@ -348,7 +350,7 @@ def create_app(db: str | Store, secret: str | None = None,
     @app.get("/admin", response_class=HTMLResponse)
     def admin_page(request: Request, user: User = Depends(admin_user)) -> Response:
         return page(request, "admin.html", {"campaigns": store.campaigns(), "users":
-                                            store.users(), "task_types": tasks_types(),
+                                            store.users(), "task_types": TASK_TYPES,
                                             "created": None}, user=user)
 
     @app.post("/admin/users", response_class=HTMLResponse)
@@ -358,7 +360,7 @@ def create_app(db: str | Store, secret: str | None = None,
                                              _field(form, "role"),
                                              _field(form, "password") or None)
         return page(request, "admin.html", {"campaigns": store.campaigns(), "users":
-                                            store.users(), "task_types": tasks_types(),
+                                            store.users(), "task_types": TASK_TYPES,
                                             "created": {"name": new.name, "token": token}},
                     user=user)
 
@@ -525,13 +527,6 @@ def create_app(db: str | Store, secret: str | None = None,
 
 
 # ---------------------------------------------------------------- helpers (no app state)
-
-
-def tasks_types() -> tuple[str, ...]:
-    """The task types a campaign can have."""
-    from tether.feedback.db import TASK_TYPES
-
-    return TASK_TYPES
 
 
 def _template_of(task_type: str) -> str:

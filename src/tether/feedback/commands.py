@@ -165,13 +165,14 @@ def progress(db: str | None) -> list[dict[str, Any]]:
 
 
 def serve(db: str | None, host: str = "127.0.0.1", port: int = 8000,
-          secret: str | None = None) -> None:
-    """Run the app with uvicorn until interrupted."""
+          secret: str | None = None, https_only: bool = False) -> None:
+    """Run the app with uvicorn until interrupted (``https_only``: Secure cookies, for
+    serving behind a TLS proxy)."""
     import uvicorn
 
     from tether.feedback.app import create_app
 
     if port < 0 or port > 65535:
         raise TetherError(f"port {port}: expected 0..65535")
-    app = create_app(open_store(db), secret=secret)
+    app = create_app(open_store(db), secret=secret, https_only=https_only)
     uvicorn.run(app, host=host, port=port, log_level="info")
