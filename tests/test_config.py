@@ -87,3 +87,8 @@ def test_cli_help_lists_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "tether.cli", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "Commands" in out and "version" in out
+
+
+def test_overrides_keep_key_order() -> None:
+    out = apply_overrides({"b": {"y": 1, "x": 2}, "a": 1}, ["b.x=3"])
+    assert list(out) == ["b", "a"] and list(out["b"]) == ["y", "x"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ app = _typer("Tether: RLHF that shows whether alignment actually worked.")
 @app.callback()
 def _root() -> None:
     """Tether: RLHF that shows whether alignment actually worked."""
+    # transformers' per-file progress bars drown the stage's own progress line
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -83,6 +87,46 @@ def version() -> None:
     from tether import __version__
 
     typer.echo(__version__)
+
+
+@app.command("run")
+def run_command(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML: out, seed, stages, profiles.",
+                                    dir_okay=False),
+    overrides: list[str] | None = OverridesArg,
+    profile: str | None = typer.Option(None, "--profile", "-p",
+                                       help="Apply the file's named list of overrides first."),
+    force: bool = typer.Option(False, "--force", help="Run every stage again, cached or not."),
+) -> None:
+    """Run a pipeline of stages from one YAML file; finished stages are cached."""
+    from tether.pipeline import run_pipeline
+
+    summaries = run_pipeline(pipeline, list(overrides or []), profile=profile, force=force,
+                             log=lambda m: typer.echo(m, err=True))
+    print_summary(summaries)
+
+
+def demo_config() -> Path:
+    """``configs/demo.yaml`` of the source checkout this package runs from."""
+    path = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    if not path.is_file():
+        raise TetherError(f"{path}: demo pipeline not found (tether demo runs from a source "
+                          "checkout; use tether run PIPELINE.yaml elsewhere)")
+    return path
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory of the run."),
+    quick: bool = typer.Option(False, "--quick", help="A smoke run of every stage (~1 min)."),
+    force: bool = typer.Option(False, "--force", help="Run every stage again, cached or not."),
+) -> None:
+    """The whole pipeline on the built-in world: world, pretrain, SFT, reward model."""
+    from tether.pipeline import run_pipeline
+
+    summaries = run_pipeline(demo_config(), [f"out={out}"], profile="quick" if quick else None,
+                             force=force, log=lambda m: typer.echo(m, err=True))
+    print_summary(summaries)
 
 
 # Stages: one line each, added as each stage exists.

@@ -10,6 +10,7 @@ name the key and the file; the CLI turns them into one line and exit code 2.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -105,7 +106,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set each ``a.b.c=value`` in a copy of the nested dict ``data``."""
-    data = yaml.safe_load(yaml.safe_dump(data)) or {}
+    data = copy.deepcopy(data) if data else {}  # keeps key order: pipeline stages are ordered
     for item in overrides:
         keys, value = parse_override(item)
         node = data
