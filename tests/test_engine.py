@@ -256,7 +256,18 @@ def test_nan_gradient_with_finite_loss_is_skipped(tmp_path: Path) -> None:
     assert torch.isfinite(_params(trainer.unwrap())).all()
 
 
-def test_bf16_autocast_trains_on_cpu(tmp_path: Path) -> None:
-    trainer, summary = _train(_cfg(tmp_path / "bf16", max_steps=3, precision="bf16"))
-    assert trainer.autocast_dtype == torch.bfloat16
-    assert summary["train/skipped_steps"] == 0 and math.isfinite(summary["loss/final"])
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16),
+                                                   ("fp16", torch.float16)])
+def test_autocast_trains_on_cpu(tmp_path: Path, precision: str, dtype: torch.dtype) -> None:
+    trainer, summary = _train(_cfg(tmp_path / precision, max_steps=5, precision=precision))
+    assert trainer.autocast_dtype == dtype
+    assert math.isfinite(summary["loss/final"])
+    if precision == "fp16":
+        # GradScaler starts at 2**16 and halves on overflow: such skips are counted
+        # but are not "bad" steps for the stop rule.
+        assert trainer.scaler is not None and trainer.scaler.get_scale() < 2**16
+        assert summary["train/skipped_steps"] <= 2 and trainer.bad_in_row == 0
+    else:
+        assert trainer.scaler is None and summary["train/skipped_steps"] == 0
+    with trainer.autocast():
+        assert trainer.unwrap()(torch.randn(2, 3)).dtype == dtype

@@ -420,6 +420,8 @@ class Trainer:
         path = dist.broadcast_object(str(found) if found else None)
         if path is None:
             _note(f"run.resume: no checkpoint in {self.out / 'checkpoints'}; starting at step 0")
+            if dist.is_main():  # lines of a run killed before its first checkpoint
+                truncate_metrics(self.out / "metrics.jsonl", 0)
             return None
         ckpt = Path(path)
         models = torch.load(ckpt / "model.pt", map_location="cpu", weights_only=True)
