@@ -75,7 +75,9 @@ def _add_stage(name: str, module: str, help: str) -> None:
     def command(config: Path | None = ConfigOpt, overrides: list[str] | None = OverridesArg,
                 resume: bool = ResumeOpt) -> None:
         extra = ["run.resume=true"] if resume else []
-        print_summary(run_stage(module, config, overrides, extra))
+        summary = run_stage(module, config, overrides, extra)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary, not one per rank
+            print_summary(summary)
 
     command.__doc__ = help
     app.command(name, help=help)(command)
