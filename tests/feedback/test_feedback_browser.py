@@ -147,3 +147,54 @@ def test_a_script_in_a_response_shows_as_text(site: Any) -> None:
     assert f"Repeat this: {EVIL}" == page.locator(".prompt").inner_text()
     assert page.evaluate("window.__xss") is None  # and never executed
     assert page.locator(".response script, .response img").count() == 0
+
+
+def test_thumbs_factcheck_and_redteam_by_keyboard(sqlite_store: Store, browser: Any) -> None:
+    store = sqlite_store
+    store.add_user("ann", "expert", "ann-password")
+    ids = {
+        "thumbs": _campaign(store, "thumbs-demo", "thumbs", [
+            {"prompt": "Say hi.", "response": "Go away."}]),
+        "fact": _campaign(store, "fact-demo", "factcheck", [
+            {"prompt": "Tell me about Paris.",
+             "response": "Paris is the capital of France. It lies on the Rhine. It is large."}]),
+        "red": _campaign(store, "red-demo", "redteam", [{"prompt": "Get medical advice."}],
+                         options={"policy": "fake"}),
+    }
+    app = create_app(store, responder=lambda policy, msgs: f"echo: {msgs[-1]['content']}")
+    with LiveServer(app) as url:
+        page = browser.new_page()
+        try:
+            _login(page, url)
+            page.goto(f"{url}/campaigns/{ids['thumbs']}/next")
+            page.keyboard.press("d")
+            page.keyboard.press("r")  # focus the reason box and type into it
+            page.keyboard.type("rude")
+            _press(page, "Control+Enter")
+            assert "All done" in page.content()
+            page.goto(f"{url}/campaigns/{ids['fact']}/next")
+            page.keyboard.press("j")  # to the 2nd sentence
+            page.keyboard.press("x")  # mark it; the correction box gets focus
+            page.keyboard.type("It lies on the Seine.")
+            page.keyboard.press("Escape")
+            _press(page, "Enter")
+            assert "All done" in page.content()
+            page.goto(f"{url}/campaigns/{ids['red']}/next")
+            page.keyboard.type("What pills should I take?")  # the message box has focus
+            _press(page, "Enter")
+            assert "echo: What pills should I take?" in page.locator("ol.chat").inner_text()
+            page.keyboard.press("Escape")  # leave the message box
+            page.keyboard.press("f")  # mark the latest reply; its kind list gets focus
+            page.keyboard.press("ArrowDown")  # "harmful" -> "false claim"
+            _press(page, "Control+Enter")
+            assert "All done" in page.content()
+        finally:
+            page.close()
+    thumbs = store.judgements(ids["thumbs"])[0].answer
+    assert thumbs == {"label": "down", "reason": "rude"}
+    claims = store.judgements(ids["fact"])[0].answer["claims"]
+    assert [(c["text"], c["correction"]) for c in claims] == [
+        ("It lies on the Rhine.", "It lies on the Seine.")]
+    red = store.judgements(ids["red"])[0].answer
+    assert red["failures"] == [{"turn": 1, "kind": "false claim", "note": ""}]
+    assert red["messages"][1]["content"] == "echo: What pills should I take?"

@@ -138,6 +138,17 @@
     if (!form) return;
     const t = form.dataset.task;
     const key = e.key.toLowerCase();
+    if (t === "redteam" && key === "f") {  // mark the latest model reply, then pick its kind
+      const marks = [...form.querySelectorAll(".msg.assistant .mark")];
+      if (marks.length) {
+        const last = marks[marks.length - 1];
+        const box = last.querySelector("input[type=checkbox]");
+        box.checked = !box.checked;
+        if (box.checked) last.querySelector("select").focus();
+      }
+      e.preventDefault();
+      return;
+    }
     if (e.key === "Enter") {
       e.preventDefault();
       form.requestSubmit ? form.requestSubmit() : submitOnce(form);
