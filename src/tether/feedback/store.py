@@ -362,6 +362,15 @@ class Store:
         annotator's queue. Calling it again after adding items or people fills only
         what is missing. Returns the number of new assignments.
         """
+        try:
+            return self._assign(campaign_id, user_names)
+        except IntegrityError:
+            # another assign() of the same campaign committed first; the unique
+            # (item, slot) and (item, user) constraints kept either from overfilling
+            raise Conflict(f"campaign {campaign_id}: assigned concurrently; run it again") \
+                from None
+
+    def _assign(self, campaign_id: int, user_names: list[str] | None) -> int:
         with self.write() as s:
             camp = s.get(Campaign, campaign_id)
             if camp is None:
