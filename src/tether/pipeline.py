@@ -37,7 +37,14 @@ from typing import Any
 
 from pydantic import Field
 
-from tether.config import Config, apply_overrides, atomic_write_text, build_config, read_yaml
+from tether.config import (
+    Config,
+    apply_overrides,
+    atomic_write_text,
+    build_config,
+    config_to_dict,
+    read_yaml,
+)
 from tether.errors import ConfigError
 
 STAMP = ".pipeline.json"
@@ -74,33 +81,30 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _world_step(block: dict[str, Any]) -> dict[str, Any]:
+def _world_step() -> tuple[type[Config], Callable[[Any], dict[str, Any]]]:
     """The built-in world as a pipeline step: ``world build`` into ``run.out``."""
     from tether.world.corpora import WorldBuildConfig, build_world
 
-    cfg = build_config(WorldBuildConfig, block, "pipeline stage 'world'")
-    return build_world(cfg)
+    return WorldBuildConfig, build_world
 
 
 # Steps that are not training stages; every other kind is ``tether.stages.<kind>``.
-STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+STEPS: dict[str, Callable[[], tuple[type[Config], Callable[[Any], dict[str, Any]]]]] = {
     "world": _world_step,
 }
-
-
 # Command names whose stage module is named otherwise.
 STAGE_MODULES = {"rm": "reward"}
 
 
-def _run_stage_kind(kind: str, block: dict[str, Any], name: str) -> dict[str, Any]:
+def stage_entry(kind: str, name: str) -> tuple[type[Config], Callable[[Any], dict[str, Any]]]:
+    """The config class and the run function of a stage kind."""
     if kind in STEPS:
-        return STEPS[kind](block)
+        return STEPS[kind]()
     try:
         mod = importlib.import_module(f"tether.stages.{STAGE_MODULES.get(kind, kind)}")
     except ModuleNotFoundError:
         raise ConfigError(f"pipeline stage {name!r}: unknown stage kind {kind!r}") from None
-    cfg = build_config(mod.Config, block, f"pipeline stage {name!r}")
-    return mod.run(cfg)
+    return mod.Config, mod.run
 
 
 def resolve_stages(cfg: PipelineConfig, base: Path = Path(".")
@@ -145,11 +149,19 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None,
         data = apply_overrides(data, extra)
     cfg = build_config(PipelineConfig, data, f"{path}" + (" + overrides" if extra else ""))
 
+    # Every stage's config is checked before the first one runs: a typo in the
+    # last stage must not cost the minutes of the ones before it.
+    stages = []
+    for name, kind, block in resolve_stages(cfg, Path(path).parent):
+        cls, fn = stage_entry(kind, name)
+        block["run"]["overwrite"] = True
+        stages.append((name, kind, build_config(cls, block, f"pipeline stage {name!r}"), fn))
+
     summaries: dict[str, Any] = {}
     rerun_rest = force
-    for name, kind, block in resolve_stages(cfg, Path(path).parent):
-        stage_out = Path(block["run"]["out"])
-        digest = _hash(kind, block)
+    for name, kind, stage_cfg, fn in stages:
+        stage_out = Path(stage_cfg.run.out)
+        digest = _hash(kind, config_to_dict(stage_cfg))
         stamp = stage_out / STAMP
         done = (stage_out / "summary.json").is_file() and stamp.is_file()
         if done and not rerun_rest and json.loads(stamp.read_text()).get("hash") == digest:
@@ -157,10 +169,9 @@ def run_pipeline(path: str | Path, overrides: list[str] | None = None,
             summaries[name] = json.loads((stage_out / "summary.json").read_text())
             continue
         rerun_rest = True  # a stage that runs again invalidates what depends on it
-        block["run"]["overwrite"] = True
         log(f"[{name}] running {kind} -> {stage_out}")
         t0 = time.time()
-        summaries[name] = _run_stage_kind(kind, block, name)
+        summaries[name] = fn(stage_cfg)
         atomic_write_text(stamp, json.dumps({"hash": digest, "kind": kind,
                                              "seconds": round(time.time() - t0, 1)}))
         log(f"[{name}] done in {time.time() - t0:.0f}s")
