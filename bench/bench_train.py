@@ -7,7 +7,8 @@ Measured in one process, on ``--threads`` threads (default 1), fp32, CPU:
    run through their ``run(cfg)`` for ``--steps`` steps: training tokens per
    second (``perf/tokens_per_s`` of the steps after the first three, best and
    median; a step is everything: data, forward, backward, clipping, AdamW,
-   logging), and the engine's overhead over a bare forward+backward;
+   logging), and the engine's overhead: the share of a step spent outside the
+   model's forward and backward, both timed inside the same steps;
 3. the same model's forward+backward FLOP/s at the pretraining batch shape, as
    a fraction of (1) (best of ``--trials``; the peak is measured before and
    after and the higher one is used). FLOPs: every matmul as counted by
@@ -154,6 +155,49 @@ def run_stage(stage: str, out: Path, overrides: list[str]) -> dict[str, Any]:
             "loss_first": summary["loss/first"], "loss_final": summary["loss/final"]}
 
 
+def engine_overhead(model_dir: Path, text: Path, steps: int, batch: int,
+                    seq_len: int) -> dict[str, float]:
+    """Share of ``fit``'s step time spent outside the model's forward and backward.
+
+    Forward and backward are timed inside the same steps as the whole step, so
+    other processes' load cancels out (unlike comparing separate runs).
+    """
+    from tether.config import OptimConfig, RunConfig, TrainConfig
+    from tether.data.text import read_documents, tokenize_and_pack
+    from tether.engine import ShardedSampler, Trainer, fit
+    from tether.models.load import load_causal_lm, load_tokenizer
+    from tether.stages.pretrain import lm_loss
+
+    tokenizer, model = load_tokenizer(model_dir), load_causal_lm(model_dir)
+    blocks = tokenize_and_pack(read_documents(text), tokenizer, seq_len).blocks  # [N, L]
+    sampler = ShardedSampler(len(blocks), batch, 1, seed=0)
+    timed = {"forward": 0.0, "backward": 0.0}
+
+    class TimedTrainer(Trainer):
+        def backward(self, loss: Any, scale: float | None = None) -> None:
+            t = time.perf_counter()
+            super().backward(loss, scale)
+            timed["backward"] += time.perf_counter() - t
+
+    def loss_fn(m: Any, b: dict[str, Any]) -> Any:
+        t = time.perf_counter()
+        out = lm_loss(m, b)
+        timed["forward"] += time.perf_counter() - t
+        return out
+
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as out:
+        trainer = TimedTrainer(
+            RunConfig(out=Path(out)),
+            TrainConfig(max_steps=steps, batch_size=batch, progress=False, tensorboard=False),
+            OptimConfig(lr=1e-3), model)
+        summary = fit(trainer, lambda s: [{"input_ids": blocks[i]}
+                                          for i in sampler.micro_batches(s)], loss_fn)
+        trainer.close()
+    inside = timed["forward"] + timed["backward"]
+    return {"step_s": summary["time_s"] / steps, "forward_backward_s": inside / steps,
+            "overhead": 1 - inside / summary["time_s"]}
+
+
 def measure_model(model_dir: Path, batch: int, seq_len: int, trials: int) -> dict[str, Any]:
     """Forward+backward FLOP/s of a saved model at ``[batch, seq_len]``, and the peak around it."""
     import torch
@@ -220,8 +264,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["pretrain"]["train_fraction_of_peak"] = (
             per_token * best / result["model"]["matmul_peak_flop_per_s"])
         # What a whole training step adds to forward+backward (AdamW, clipping, data, logs).
-        result["pretrain"]["engine_overhead"] = (
-            1 - best / result["model"]["fwd_bwd_tokens_per_s"])
+        result["engine_overhead"] = engine_overhead(model_dir, text, args.steps, args.batch,
+                                                    args.seq_len)
         if args.wide:
             wide = tmp_path / "pretrain-wide"
             tiny = json.dumps(WIDE).replace(" ", "")
@@ -240,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pretrain tokens/s": result["pretrain"]["tokens_per_s"]["best"],
         "sft (padding) tokens/s": result["sft_padding"]["tokens_per_s"]["best"],
         "sft (packing) tokens/s": result["sft_packing"]["tokens_per_s"]["best"],
-        "pretrain engine overhead": result["pretrain"]["engine_overhead"],
+        "engine overhead (share of a step)": result["engine_overhead"]["overhead"],
         "tiny fwd+bwd GFLOP/s": result["model"]["flop_per_s"] / 1e9,
         "matmul peak GFLOP/s": result["model"]["matmul_peak_flop_per_s"] / 1e9,
         "tiny fraction of peak": result["model"]["fraction_of_peak"],
