@@ -121,11 +121,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _format_error(err: ValidationError, source: str, overrides: list[str] | None = None) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+        # name an unknown section as the user typed it: "bogus.key", not "bogus"
+        for item in overrides or []:
+            typed = item.split("=", 1)[0].strip()
+            if typed.startswith(key + "."):
+                key = typed
+                break
     else:
         msg = first["msg"]
         if "input" in first and not isinstance(first["input"], dict):
@@ -153,12 +159,13 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+def build_config(cls: type[C], data: dict[str, Any], source: str = "config",
+                 overrides: list[str] | None = None) -> C:
     """Validate a nested dict into ``cls``; errors name the key and ``source``."""
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+        raise ConfigError(_format_error(e, source, overrides)) from None
 
 
 def load_config(cls: type[C], path: str | os.PathLike[str] | None = None,
@@ -169,7 +176,7 @@ def load_config(cls: type[C], path: str | os.PathLike[str] | None = None,
     if overrides:
         source += " + overrides"
         data = apply_overrides(data, overrides)
-    return build_config(cls, data, source)
+    return build_config(cls, data, source, overrides)
 
 
 def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
