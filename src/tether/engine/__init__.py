@@ -63,9 +63,11 @@ Contracts:
   checkpoints/step-NNNNNN (atomic: written to a temporary folder and renamed;
   the last ``train.keep_last`` kept), model/ (save_pretrained + tokenizer) and
   tb/ (when tensorboard is installed and ``train.tensorboard``). Rank 0 alone
-  writes. An out dir with a finished run (summary.json) or with checkpoints is
-  refused (:class:`RunDirError`, exit 2) unless ``run.overwrite`` (clear it
-  first) or ``run.resume``.
+  writes. ``setup_run`` refuses an out dir with a finished run (summary.json)
+  or with checkpoints (:class:`RunDirError`, exit 2) unless ``run.overwrite``
+  or ``run.resume``, but writes nothing; building the ``Trainer`` clears an
+  overwritten run and writes config.yaml, so a data or model error raised
+  between the two leaves no file behind.
 - Checkpoints hold the trainable weights of every model (frozen ones are rebuilt
   by the stage: from ``model.path`` or the seeded tiny-model factory), AdamW
   states, schedules, fp16 loss scale, step and skip counters, every rank's RNG
@@ -84,7 +86,13 @@ Contracts:
   ``write_summary`` must be called on every rank (they gather, then rank 0
   writes).
 - Precision: ``train.precision`` bf16 or fp16 autocasts the forward (fp16 with a
-  GradScaler); where the device cannot, a note is printed and fp32 is used.
+  GradScaler, whose overflow skips count in ``train/skipped_steps`` but not
+  towards the stop rule); where the device cannot, a note is printed and fp32
+  is used.
+- Hugging Face models: call them with ``use_cache=False`` in a loss. Besides
+  saving memory, it is what lets transformers turn restarting ``position_ids``
+  (packed rows, no attention_mask) into a block-diagonal mask; with a cache
+  the examples of a packed row attend to each other.
 
 ``trainer.step`` is the step counter (an int); ``trainer.optimizer_step()`` takes
 a step.
