@@ -100,6 +100,16 @@ def test_pretrain_cli_smoke_then_sft_from_its_model(tmp_path: Path) -> None:
     assert (out / "model" / "tokenizer.json").exists()
     assert yaml.safe_load((out / "config.yaml").read_text())["data"]["seq_len"] == 32
 
+    # Continued pretraining from the Hugging Face directory it wrote.
+    more = tmp_path / "run" / "pretrain2"
+    res = CliRunner().invoke(app, ["pretrain", *_args(corpus, more, "train.max_steps=2",
+                                                      f"model.path={out / 'model'}")])
+    assert res.exit_code == 0, res.output
+    first = json.loads((more / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["loss/total"] < rows[0]["loss/total"]  # starts from the trained weights
+    assert json.loads((more / "summary.json").read_text())["model/vocab_size"] == \
+        summary["model/vocab_size"]
+
     # The demo pipeline's next step: SFT starting from this model directory.
     sft = tmp_path / "sft.jsonl"
     sft.write_text("".join(json.dumps({"messages": [
