@@ -14,8 +14,10 @@ the proxy it optimises. These functions measure the proxy on held-out pairs:
   wins. On world data the same correlations of the gold score are reported
   beside them: what the RM adds on top of gold is bias it learnt from raters;
 - on world data: accuracy against the gold preference and the raters' Bayes
-  ceiling mean(max(p, 1 - p)), the best accuracy any model can reach against
-  labels drawn from those raters.
+  ceiling mean(max(p, 1 - p)) of the labels' own choice probabilities, and the
+  ceiling of a model that sees only the texts (:func:`text_bayes_ceiling`:
+  the raters' private draws marginalised out), which is the one a reward model
+  can actually reach on held-out prompts.
 
 :func:`evaluate_reward_model` scores pairs with any
 :class:`~tether.rewards.RewardSource` and writes ``summary.json`` and
@@ -212,6 +214,43 @@ def _world_bayes_ceiling(p_chosen: list[float]) -> float:
     return float(bayes_ceiling([{"p_chosen": p} for p in p_chosen]))
 
 
+def text_bayes_ceiling(pairs: Sequence[PreferencePair], n_raters: int = 64) -> float | None:
+    """The best accuracy a model that sees only (prompt, chosen, rejected) can reach.
+
+    :func:`tether.world.raters.bayes_ceiling` averages max(p, 1 - p) of each
+    label's own choice probability ``p_chosen``. That ``p`` depends on draws
+    private to the labelling rater: whether it checked this prompt's facts and
+    its fixed perception noise for these texts. On held-out prompts no model can
+    know them, so a text-only model's ceiling is mean(max(q, 1 - q)) with ``q``
+    the choice probability marginalised over those draws. ``q`` is estimated here
+    as the mean ``prob_prefer`` of ``n_raters`` raters of the same profile with
+    other seeds (the order shown, ``chosen_position``, kept). None unless every
+    pair names the same built-in world rater profile in ``rater``.
+    """
+    names = {p.metadata.get("rater") for p in pairs}
+    if len(names) != 1 or not pairs:
+        return None
+    try:
+        from tether.world.raters import PROFILES, Rater
+    except ImportError:
+        return None
+    name = names.pop()
+    if name not in PROFILES:
+        return None
+    from tether.data.records import prompt_text
+
+    raters = [Rater(name, seed) for seed in range(1000, 1000 + n_raters)]
+    total = 0.0
+    for p in pairs:
+        shown_first = p.metadata.get("chosen_position", 0) == 0
+        a, b = (p.chosen, p.rejected) if shown_first else (p.rejected, p.chosen)
+        prompt = prompt_text(p.prompt)
+        q_a = sum(r.prob_prefer(prompt, a, b) for r in raters) / n_raters
+        q = q_a if shown_first else 1.0 - q_a  # P(the label is `chosen` | texts)
+        total += max(q, 1.0 - q)
+    return total / len(pairs)
+
+
 def evaluate_scores(pairs: Sequence[PreferencePair], chosen: ArrayLike, rejected: ArrayLike,
                     n_bins: int = 10) -> dict[str, Any]:
     """Every reward-model metric from the scores of the chosen and rejected responses.
@@ -256,6 +295,10 @@ def evaluate_scores(pairs: Sequence[PreferencePair], chosen: ArrayLike, rejected
     if all(isinstance(p, int | float) for p in p_chosen):
         out["raters/bayes_ceiling"] = _world_bayes_ceiling([float(p) for p in p_chosen])
         out["rm/accuracy_gap_to_ceiling"] = out["raters/bayes_ceiling"] - out["rm/accuracy"]
+        text_ceiling = text_bayes_ceiling(pairs)
+        if text_ceiling is not None:
+            out["raters/bayes_ceiling_text"] = text_ceiling
+            out["rm/accuracy_gap_to_text_ceiling"] = text_ceiling - out["rm/accuracy"]
     out["calibration"] = calibration_bins(probs, n_bins)
     return _finite_or_none(out)
 
