@@ -1,12 +1,16 @@
 """Reward-model training throughput: Tether's ``tether rm`` vs TRL's ``RewardTrainer``.
 
 Both train the same reward model (a tiny Llama with a scalar head, saved once and
-loaded by both), on the same pairs tokenised to the same ids (checked), with the
+loaded by both), on the same pairs (the built-in world's crowd-labelled pairs)
+tokenised to the same ids (checked), with the
 same global batch, optimiser (AdamW, constant lr, clipping at 1.0), precision
 (fp32) and number of steps, one after the other in this one process, on one
 thread. The figure is training pairs per second of the training loop (Tether:
 ``perf/pairs_per_s`` of its summary; TRL: pairs / ``train_runtime``), each the
 best of ``--repeats`` runs, after one warm-up run of each that is not counted.
+``tether`` is the default layout (a pair's prompt read once, short pairs packed
+into one row); ``tether_two_rows`` (``data.share_prompt=false``) puts chosen and
+rejected in two padded rows, as TRL does, and shows what the loop alone gains.
 
     python -m bench.bench_rm                  # writes bench/results/rm.json
     python -m bench.bench_rm --steps 20 --repeats 1
@@ -21,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -34,25 +37,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-SUBJECTS = ["the capital of France", "7 plus 5", "how a rainbow forms", "the colour of the sky",
-            "how many legs a spider has", "12 times 3", "why leaves change colour"]
-GOOD = ["{s}: here is a short, correct answer.", "Sure. {s} is explained simply below.",
-        "The answer about {s} is clear and correct."]
-BAD = ["I think {s} is something, maybe, not sure at all, hard to say really.",
-       "# Answer\n- {s}\n- **bold** claim that is wrong\n- more filler words here",
-       "No. Ask someone else about {s}."]
-
-
 def make_pairs(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """Deterministic synthetic preference pairs of world-like length."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        s = rng.choice(SUBJECTS)
-        out.append({"prompt": f"Question {i}: please tell me about {s}.",
-                    "chosen": rng.choice(GOOD).format(s=s),
-                    "rejected": rng.choice(BAD).format(s=s)})
-    return out
+    """``n`` crowd-labelled preference pairs of the built-in world (train prompts)."""
+    from tether.world.corpora import pair_records
+
+    return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+            for r in pair_records(n, "train", seed)]
 
 
 def build_model(out: Path, hidden: int, layers: int) -> Path:
@@ -70,7 +60,7 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
 
 
 def run_tether(model_dir: Path, data: Path, out: Path, steps: int, batch: int,
-               max_length: int, lr: float) -> dict[str, Any]:
+               max_length: int, lr: float, share_prompt: bool = True) -> dict[str, Any]:
     """One ``tether rm`` run through its stage function; its loop's pairs/s."""
     from tether.config import build_config
     from tether.stages.reward import Config, run
@@ -81,12 +71,12 @@ def run_tether(model_dir: Path, data: Path, out: Path, steps: int, batch: int,
         "optim": {"lr": lr, "schedule": "constant", "warmup_steps": 0, "max_grad_norm": 1.0},
         "train": {"max_steps": steps, "batch_size": batch, "progress": False,
                   "tensorboard": False, "log_every": steps, "device": "cpu"},
-        "data": {"train": str(data), "max_length": max_length}})
+        "data": {"train": str(data), "max_length": max_length, "share_prompt": share_prompt}})
     t0 = time.perf_counter()
     s = run(cfg)
-    return {"pairs_per_s": s["perf/pairs_per_s"], "loop_s": s["time_s"],
-            "wall_s": time.perf_counter() - t0, "loss_first": s["loss/first"],
-            "loss_final": s["loss/final"]}
+    return {"pairs_per_s": s["perf/pairs_per_s"], "loop_s": s["pairs_trained"] / s["perf/pairs_per_s"],
+            "stage_s": time.perf_counter() - t0, "loss_first": s["loss/first"],
+            "loss_last_step": s["loss/final"], "shared_prompt": s["shared_prompt"]}
 
 
 def tokenised_ids_agree(model_dir: Path, pairs: list[dict[str, str]], trainer: Any) -> bool:
@@ -130,7 +120,7 @@ def run_trl(model_dir: Path, pairs: list[dict[str, str]], out: Path, steps: int,
     result = trainer.train()
     runtime = result.metrics["train_runtime"]
     return {"pairs_per_s": steps * batch / runtime, "loop_s": runtime,
-            "wall_s": time.perf_counter() - t0, "loss_final": result.training_loss,
+            "train_call_s": time.perf_counter() - t0, "loss_mean": result.training_loss,
             "same_token_ids": same_ids}
 
 
@@ -168,12 +158,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n_params = sum(p.numel() for p in
                        __import__("tether.models.load", fromlist=["x"])
                        .load_reward_model(model_dir).parameters())
-        runs: dict[str, list[dict[str, Any]]] = {"tether": [], "trl": []}
-        for r in range(args.repeats + 1):  # run 0 warms up both and is not counted
-            t = run_tether(model_dir, data, tmp_path / f"tether-{r}", args.steps, args.batch,
-                           args.max_length, lr)
-            if r:
-                runs["tether"].append(t)
+        runs: dict[str, list[dict[str, Any]]] = {"tether": [], "tether_two_rows": [], "trl": []}
+        for r in range(args.repeats + 1):  # run 0 warms up each and is not counted
+            for name, share in (("tether", True), ("tether_two_rows", False)):
+                t = run_tether(model_dir, data, tmp_path / f"{name}-{r}", args.steps, args.batch,
+                               args.max_length, lr, share_prompt=share)
+                if r:
+                    runs[name].append(t)
             if trl is not None:
                 t = run_trl(model_dir, pairs, tmp_path / f"trl-{r}", args.steps, args.batch,
                             args.max_length, lr)
@@ -189,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "trl": getattr(trl, "__version__", None)},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "tether": best.get("tether"),
+        "tether_two_rows": best.get("tether_two_rows"),
         "trl": best.get("trl"),
         "runs": runs,
     }
@@ -196,10 +188,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["note"] = "TRL is not installed (pip install -e '.[bench]'); Tether alone measured"
     else:
         result["speedup"] = best["tether"]["pairs_per_s"] / best["trl"]["pairs_per_s"]
+        result["speedup_two_rows"] = (best["tether_two_rows"]["pairs_per_s"]
+                                      / best["trl"]["pairs_per_s"])
     from tether.config import atomic_write_text
 
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result.get(k) for k in ("tether", "trl", "speedup")}, indent=2))
+    print(json.dumps({k: result.get(k) for k in ("tether", "tether_two_rows", "trl", "speedup",
+                                                 "speedup_two_rows")}, indent=2))
     return result
 
 

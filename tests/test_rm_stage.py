@@ -162,10 +162,10 @@ def test_rankings_become_one_weighted_unit(tmp_path: Path) -> None:
     expected = (per_pair[:3].mean() + per_pair[3]) / 2 + 0.1 * ((c + j) ** 2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert "loss/rm_centering" in metrics
-    # the shared-prompt layout (one row per pair) gives the same loss
+    # the shared-prompt layout (pairs packed in rows, prompt read once) gives the same loss
     shared = PairBatcher(tok, units, max_length=32, use_margin=True, share_prompt=True)
     batch = shared.collate([0, 1])
-    assert batch["input_ids"].shape[0] == 4 and batch["attention_mask"].ndim == 4
+    assert batch["input_ids"].shape[0] <= 4 and batch["attention_mask"].ndim == 4
     loss_shared, _ = bt_loss_fn(centering=0.1)(rm, batch)
     assert loss_shared.item() == pytest.approx(loss.item(), rel=1e-5)
 

@@ -143,8 +143,9 @@ class ModelReward:
 # rejected tokens see the prefix and themselves but not the chosen tokens, and
 # whose position ids restart the rejected part where the prefix ends. Each
 # token then computes exactly what it computes in its own sequence (tested to
-# 1e-5), with P + C + R tokens per pair instead of 2P + C + R, and one row of
-# padding instead of two. The scores are read from the head's per-token
+# 1e-5), with P + C + R tokens per pair instead of 2P + C + R. Short pairs
+# share a row (block-diagonal mask) up to the length of the longest pair, so
+# little is spent on padding. The scores are read from the head's per-token
 # output (a forward hook) at the last token of each part.
 
 
@@ -177,45 +178,64 @@ def score_head(model: torch.nn.Module) -> torch.nn.Module | None:
 def shared_prompt_batch(chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]],
                         pad_token_id: int, float_mask_dtype: torch.dtype | None = None
                         ) -> dict[str, torch.Tensor]:
-    """Rows ``[prefix | chosen rest | rejected rest]``, right-padded, for :func:`shared_prompt_rewards`.
+    """Pairs as ``[prefix | chosen rest | rejected rest]`` segments packed into rows.
 
-    Returns ``input_ids``, ``position_ids`` [P, L], a 4D ``attention_mask``
-    [P, 1, L, L] (bool, True = attend, for SDPA; with ``float_mask_dtype`` an
-    additive 0 / min mask for eager attention), ``chosen_index`` and
-    ``rejected_index`` [P] (the last token of each part) and ``n_tokens`` (real
-    tokens in the batch). Padding tokens attend only to themselves.
+    Segments are packed first-fit by decreasing length into rows no longer than
+    the longest segment (so no row grows past what one pair needs: short pairs
+    share a row instead of padding). The 4D mask is block-diagonal, one causal
+    block per pair with the rejected part blind to the chosen part.
+
+    Returns ``input_ids``, ``position_ids`` [R, L], ``attention_mask`` [R, 1, L, L]
+    (bool, True = attend, for SDPA; with ``float_mask_dtype`` an additive 0 / min
+    mask for eager attention), ``chosen_index`` and ``rejected_index`` [P] (flat
+    indices into the [R * L] token positions of the last token of each part, in
+    the order of the pairs given) and ``n_tokens`` (real tokens). Padding tokens
+    attend only to themselves.
     """
-    P = len(chosen)
-    parts = []
+    segments = []
     for c, r in zip(chosen, rejected, strict=True):
         k = shared_prefix_len(c, r)
-        parts.append((list(c[:k]), list(c[k:]), list(r[k:])))
-    L = max(len(a) + len(b) + len(c) for a, b, c in parts)
-    ids = torch.full((P, L), pad_token_id, dtype=torch.long)  # [P, L]
-    pos = torch.zeros((P, L), dtype=torch.long)  # [P, L]
-    q = torch.arange(L)
-    allow = (q[None, :] <= q[:, None]).expand(P, L, L).clone()  # [P, L, L] causal
-    chosen_index = torch.empty(P, dtype=torch.long)  # [P]
-    rejected_index = torch.empty(P, dtype=torch.long)  # [P]
-    n_tokens = 0
-    for i, (pre, c_rest, r_rest) in enumerate(parts):
-        k, nc, nr = len(pre), len(c_rest), len(r_rest)
-        n = k + nc + nr
-        ids[i, :n] = torch.tensor(pre + c_rest + r_rest)
-        pos[i, :k + nc] = torch.arange(k + nc)
-        pos[i, k + nc:n] = torch.arange(k, k + nr)  # the rejected part continues the prefix
-        allow[i, k + nc:n, k:k + nc] = False  # rejected tokens never see chosen tokens
-        allow[i, n:, :] = False  # padding rows: only themselves (no empty softmax rows)
-        allow[i, n:, n:] = torch.eye(L - n, dtype=torch.bool)
-        chosen_index[i], rejected_index[i] = k + nc - 1, n - 1
-        n_tokens += n
-    mask = allow[:, None]  # [P, 1, L, L]
+        segments.append((list(c[:k]), list(c[k:]), list(r[k:])))
+    sizes = [len(a) + len(b) + len(c) for a, b, c in segments]
+    L = max(sizes)
+    rows: list[list[int]] = []  # pair indices per row
+    free: list[int] = []  # room left per row
+    for i in sorted(range(len(segments)), key=lambda i: -sizes[i]):
+        for row, room in enumerate(free):
+            if sizes[i] <= room:
+                rows[row].append(i)
+                free[row] -= sizes[i]
+                break
+        else:
+            rows.append([i])
+            free.append(L - sizes[i])
+    R = len(rows)
+    ids = torch.full((R, L), pad_token_id, dtype=torch.long)  # [R, L]
+    pos = torch.zeros((R, L), dtype=torch.long)  # [R, L]
+    allow = torch.zeros((R, L, L), dtype=torch.bool)  # [R, L, L]
+    chosen_index = torch.empty(len(segments), dtype=torch.long)  # [P]
+    rejected_index = torch.empty(len(segments), dtype=torch.long)  # [P]
+    for row, members in enumerate(rows):
+        o = 0
+        for i in members:
+            pre, c_rest, r_rest = segments[i]
+            k, nc, n = len(pre), len(c_rest), sizes[i]
+            ids[row, o:o + n] = torch.tensor(pre + c_rest + r_rest)
+            pos[row, o:o + k + nc] = torch.arange(k + nc)
+            pos[row, o + k + nc:o + n] = torch.arange(k, n - nc)  # rejected continues the prefix
+            block = torch.ones(n, n, dtype=torch.bool).tril()  # causal within the pair
+            block[k + nc:, k:k + nc] = False  # rejected tokens never see chosen tokens
+            allow[row, o:o + n, o:o + n] = block
+            chosen_index[i], rejected_index[i] = row * L + o + k + nc - 1, row * L + o + n - 1
+            o += n
+        allow[row, o:, o:] = torch.eye(L - o, dtype=torch.bool)  # padding: only itself
+    mask = allow[:, None]  # [R, 1, L, L]
     if float_mask_dtype is not None:
         mask = torch.zeros(mask.shape, dtype=float_mask_dtype).masked_fill(
             ~mask, torch.finfo(float_mask_dtype).min)
     return {"input_ids": ids, "position_ids": pos, "attention_mask": mask,
             "chosen_index": chosen_index, "rejected_index": rejected_index,
-            "n_tokens": torch.tensor(float(n_tokens))}
+            "n_tokens": torch.tensor(float(sum(sizes)))}
 
 
 def shared_prompt_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -232,9 +252,8 @@ def shared_prompt_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]
     handle = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-              position_ids=batch["position_ids"])
+              position_ids=batch["position_ids"], use_cache=False)
     finally:
         handle.remove()
-    logits = captured[-1][..., 0].float()  # [P, L]
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    return logits[rows, batch["chosen_index"]], logits[rows, batch["rejected_index"]]  # [P], [P]
+    logits = captured[-1][..., 0].float().reshape(-1)  # [R * L]
+    return logits[batch["chosen_index"]], logits[batch["rejected_index"]]  # [P], [P]
