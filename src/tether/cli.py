@@ -171,12 +171,13 @@ def rm_eval(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     max_length: int = typer.Option(512, "--max-length", min=8),
     bins: int = typer.Option(10, "--bins", min=1, help="Calibration bins."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ..."),
 ) -> None:
     """Accuracy (per category), calibration, length/format bias, gold accuracy on world data."""
     from tether.eval.rm import evaluate_dir
 
     print_summary(evaluate_dir(model, data, out, batch_size=batch_size, max_length=max_length,
-                               n_bins=bins))
+                               n_bins=bins, device=device))
 
 
 # ---- tether world: the built-in world (tether/world/ does the work)

@@ -342,7 +342,7 @@ def evaluate_reward_model(source: RewardSource, pairs: Sequence[PreferencePair],
 def evaluate_dir(model: str | os.PathLike[str], data: str | os.PathLike[str],
                  out: str | os.PathLike[str] | None = None, kind: str = "auto",
                  batch_size: int = 32, max_length: int = 512, n_bins: int = 10,
-                 device: str = "cpu") -> dict[str, Any]:
+                 device: str = "auto") -> dict[str, Any]:
     """``tether rm eval``: score a feedback file with a reward model (or ensemble) directory.
 
     ``data`` is any feedback file :func:`tether.data.records.load_pairs` reads;
@@ -356,7 +356,9 @@ def evaluate_dir(model: str | os.PathLike[str], data: str | os.PathLike[str],
     cfg = build_config(RewardConfig, {"kind": "model", "path": str(model),
                                       "batch_size": batch_size, "max_length": max_length},
                        source="rm eval")
-    source = load_reward_source(cfg, device=device)
+    from tether.engine.dist import resolve_device
+
+    source = load_reward_source(cfg, device=str(resolve_device(device)))
     out_dir = Path(out) if out is not None else Path(model).parent / "eval"
     summary = evaluate_reward_model(source, pairs, out_dir, n_bins, batch_size)
     summary["data"], summary["out"] = str(data), str(out_dir)
