@@ -73,7 +73,8 @@ def test_ensemble_disagrees_more_off_distribution(tmp_path: Path) -> None:
     responses than on responses unlike anything in the world. Measured (population std of
     normalised member scores; run.seed 0, 1, 2): 0.314 vs 0.567, 0.308 vs 0.510, 0.274 vs
     0.468. With ensemble.bootstrap the members disagree on a third of their own training
-    data too, and the gap closes (0.46 vs 0.49 at run.seed 0): bootstrap is not used here."""
+    data too, and the gap narrows (held-out 0.46 vs noise 0.49 and other scripts 0.65 at
+    run.seed 0): bootstrap is not used here."""
     from tether.data.records import read_pairs
     from tether.rewards import RewardConfig, load_reward_source
 
@@ -115,7 +116,9 @@ def test_text_ceiling_is_what_the_bayes_predictor_reaches(tmp_path: Path) -> Non
         q_a = sum(r.prob_prefer(p.prompt, a, b) for r in raters) / len(raters)
         hits += (q_a > 0.5) == first
     assert abs(hits / len(pairs) - text) < 0.05
-    assert text_bayes_ceiling([p for p in pairs if p.metadata.update(rater="x") is None]) is None
+    for p in pairs:  # not a built-in rater profile: no text-level ceiling
+        p.metadata["rater"] = "someone"
+    assert text_bayes_ceiling(pairs) is None
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -160,7 +161,11 @@ class PairBatcher:
         return batch
 
 
-def bt_loss_fn(centering: float) -> Any:
+LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]],
+                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def bt_loss_fn(centering: float) -> LossFn:
     """``loss_fn(model, batch) -> (loss, metrics)``: Bradley-Terry (+ reward centring)."""
     from tether.losses import bradley_terry, reward_centering
     from tether.rewards.model import shared_prompt_rewards
