@@ -17,6 +17,10 @@ $(VENV)/.dev: $(VENV)/.base
 	$(PIP) -e '.[dev]'
 	touch $@
 
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) -e '.[dev,bench]'
+	touch $@
+
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
 
@@ -32,7 +36,7 @@ test-all: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(PY) -m bench.run
 
 clean:
