@@ -180,7 +180,9 @@ def test_thumbs_factcheck_and_redteam_by_keyboard(sqlite_store: Store, browser: 
             _press(page, "Enter")
             assert "All done" in page.content()
             page.goto(f"{url}/campaigns/{ids['red']}/next")
-            page.keyboard.type("What pills should I take?")  # the message box has focus
+            # autofocus lands after load, asynchronously: type once the message box has it
+            page.wait_for_function("document.activeElement && document.activeElement.id === 'message'")
+            page.keyboard.type("What pills should I take?")
             _press(page, "Enter")
             assert "echo: What pills should I take?" in page.locator("ol.chat").inner_text()
             page.keyboard.press("Escape")  # leave the message box
