@@ -71,10 +71,17 @@ def site(sqlite_store: Store, browser: Any) -> Any:
         page.close()
 
 
+def _wait_for_focus(page: Any, selector: str) -> None:
+    """Chromium applies ``autofocus`` after load, asynchronously: keys typed before
+    it lands go elsewhere (as they would for a person typing that fast)."""
+    page.wait_for_function(f"document.activeElement === document.querySelector({selector!r})")
+
+
 def _login(page: Any, url: str) -> None:
     page.goto(f"{url}/campaigns/1/next")  # not signed in: sent to the login page
     assert "/login" in page.url
-    page.keyboard.type("ann")  # the name field has focus
+    _wait_for_focus(page, "input[name=name]")
+    page.keyboard.type("ann")
     page.keyboard.press("Tab")
     page.keyboard.type("ann-password")
     with page.expect_navigation():
@@ -180,8 +187,7 @@ def test_thumbs_factcheck_and_redteam_by_keyboard(sqlite_store: Store, browser: 
             _press(page, "Enter")
             assert "All done" in page.content()
             page.goto(f"{url}/campaigns/{ids['red']}/next")
-            # autofocus lands after load, asynchronously: type once the message box has it
-            page.wait_for_function("document.activeElement && document.activeElement.id === 'message'")
+            _wait_for_focus(page, "#message")
             page.keyboard.type("What pills should I take?")
             _press(page, "Enter")
             assert "echo: What pills should I take?" in page.locator("ol.chat").inner_text()
