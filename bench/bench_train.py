@@ -3,7 +3,9 @@
 Measured in one process, on ``--threads`` threads (default 1), fp32, CPU:
 
 1. the machine's matmul peak: best FLOP/s of a square fp32 matmul (n=1024);
-2. ``tether pretrain`` and ``tether sft`` (padding and packing) on the tiny model,
+2. ``tether pretrain`` and ``tether sft`` (padding and packing) on the tiny model
+   the pipeline trains (``model.tiny`` and ``data.vocab_size`` of
+   ``configs/pretrain.yaml``: hidden 128, 4 layers, 0.86M parameters),
    run through their ``run(cfg)`` for ``--steps`` steps: training tokens per
    second (``perf/tokens_per_s`` of the steps after the first three, best and
    median; a step is everything: data, forward, backward, clipping, AdamW,
@@ -16,7 +18,8 @@ Measured in one process, on ``--threads`` threads (default 1), fp32, CPU:
    per sequence for forward+backward, the score and value products below the
    diagonal, which the CPU kernel does not report to the counter).
 
-The same figures for a wider tiny Llama (``--wide``: hidden 512, 4 layers) show
+The FLOP/s figures are also given for the factory's smallest default model
+(hidden 64, 2 layers, 0.12M parameters: ``model_smallest``) and for a wider tiny Llama (``--wide``: hidden 512, 4 layers) show
 how much of the gap is the tiny model's shape rather than the engine.
 
     python -m bench.bench_train            # writes bench/results/train.json
@@ -42,6 +45,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PRETRAIN_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "pretrain.yaml"
 WIDE = {"hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 4,
         "num_attention_heads": 8, "num_key_value_heads": 4}
 
@@ -251,8 +255,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tmp_path = Path(tmp)
         text, sft = corpus(tmp_path / "pretrain.txt"), chats(tmp_path / "sft.jsonl")
         pre = tmp_path / "pretrain"
+        from tether.config import read_yaml
+
+        pipeline = read_yaml(PRETRAIN_CONFIG)
+        tiny = json.dumps(pipeline["model"]["tiny"]).replace(" ", "")
         result["pretrain"] = run_stage("pretrain", pre, [
-            *common, f"data.path={text}", f"data.seq_len={args.seq_len}"])
+            *common, f"data.path={text}", f"data.seq_len={args.seq_len}",
+            f"model.tiny={tiny}", f"data.vocab_size={pipeline['data']['vocab_size']}"])
         model_dir = pre / "model"
         for mode, extra in (("padding", []), ("packing", ["data.packing=true"])):
             result[f"sft_{mode}"] = run_stage("sft", tmp_path / f"sft-{mode}", [
@@ -266,6 +275,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # What a whole training step adds to forward+backward (AdamW, clipping, data, logs).
         result["engine_overhead"] = engine_overhead(model_dir, text, args.steps, args.batch,
                                                     args.seq_len)
+        from tether.models.factory import tiny_model_and_tokenizer
+        from tether.models.load import save_model
+
+        smallest = tmp_path / "smallest"
+        save_model(*tiny_model_and_tokenizer(), smallest)
+        result["model_smallest"] = measure_model(smallest, args.batch, args.seq_len,
+                                                 args.trials)
         if args.wide:
             wide = tmp_path / "pretrain-wide"
             tiny = json.dumps(WIDE).replace(" ", "")
@@ -288,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tiny fwd+bwd GFLOP/s": result["model"]["flop_per_s"] / 1e9,
         "matmul peak GFLOP/s": result["model"]["matmul_peak_flop_per_s"] / 1e9,
         "tiny fraction of peak": result["model"]["fraction_of_peak"],
+        "smallest (hidden 64) fraction of peak": result["model_smallest"]["fraction_of_peak"],
         "wide fraction of peak": result.get("model_wide", {}).get("fraction_of_peak"),
     }.items()}
     print(json.dumps(brief, indent=2))
