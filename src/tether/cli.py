@@ -120,7 +120,7 @@ def demo_config() -> Path:
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory of the run."),
-    quick: bool = typer.Option(False, "--quick", help="A smoke run of every stage (~1 min)."),
+    quick: bool = typer.Option(False, "--quick", help="A smoke run of every stage (under a minute)."),
     force: bool = typer.Option(False, "--force", help="Run every stage again, cached or not."),
 ) -> None:
     """The whole pipeline on the built-in world: world, pretrain, SFT, reward model."""
