@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tether.data.io import atomic_file
+
 if TYPE_CHECKING:
     from tether.data.records import PreferencePair
     from tether.rewards.base import RewardSource
@@ -122,11 +124,11 @@ def reliability_diagram(probs: ArrayLike, path: str | os.PathLike[str], n_bins: 
              ylabel="pairs", xlim=(0.5, 1.0))
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        with atomic_file(out, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return out
 
 
